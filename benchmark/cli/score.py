@@ -1,0 +1,93 @@
+"""`bench score` (Table 1: coders vs models on the same admissions) and `bench evaluate` (Table 2)."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmark.cli.common import add_parser, study_of
+
+_SCORE_DETAILS = """\
+Reads Label Studio exports (full JSON from `bench pull` or the UI, JSON_MIN or CSV; several --coders files
+are merged), archives each raw file under study/exports/ before parsing, and scores every coder, the pooled
+human coders and each model on exactly the admissions the coders completed. Models: the thresholded
+predictions under study/predictions/ that cover those admissions (a run's -sample set, else its -test set),
+or --predictions PATH (a prediction directory or a CAML .psv file "hadm_id|code|code...").
+
+Conventions are printed beside the table and stored beside every number in scores.json:
+  --profile paper      label set = coding shortlist, 0/0 -> 0, macro-F1 = harmonic (CAML's evaluation.py)
+  --profile corrected  label set = codes in the references, 0/0 -> 0, macro-F1 = mean (Edin et al. 2023)
+Explicit --label-set/--undefined/--macro-f1 override the profile. Micro always counts every code.
+scores.json keeps both profiles, the per-document drill-down and Table 2 from `bench evaluate`."""
+
+_EVALUATE_DETAILS = """\
+Scores model prediction sets on the full test split: macro-AUC (codes with at least one positive),
+micro-AUC, macro-F1 (mean of per-code F1, and CAML's harmonic form), micro F1/P/R, and P@5/8/15 with ties
+counted as expected hits under a random tie order. Prints the paper's reported RAC row beside it
+("reported, not reproduced") and writes table2 into scores.json, keeping table1."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = add_parser(subparsers, "score", "Table 1: score coder exports and models on the same admissions.", _SCORE_DETAILS)
+    p.add_argument("--coders", metavar="FILE", action="append", required=True,
+                   help="a Label Studio export (JSON, JSON_MIN or CSV); repeat to merge several")
+    p.add_argument("--predictions", metavar="PATH", action="append", default=[],
+                   help="a prediction directory (or name under study/predictions) or a CAML .psv; repeatable")
+    p.add_argument("--profile", choices=("paper", "corrected"), default=None,
+                   help="named conventions (default: corrected); both profiles are always stored")
+    p.add_argument("--label-set", choices=("shortlist", "all", "reference", "union"), default=None,
+                   help="codes the macro average runs over (printed with its size)")
+    p.add_argument("--undefined", choices=("zero", "skip"), default=None, help="a per-code 0/0 counts as 0, or is left out")
+    p.add_argument("--macro-f1", choices=("mean", "harmonic"), default=None,
+                   help="mean of per-code F1, or the harmonic mean of macro P and R")
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="score codes outside the code catalogue as wrong instead of stopping")
+    p.add_argument("--bootstrap", metavar="B", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and randomization test (default 0)")
+    p.set_defaults(func=_score)
+
+    e = add_parser(subparsers, "evaluate", "Table 2: a model's ranking metrics on the full test split.", _EVALUATE_DETAILS)
+    e.add_argument("--predictions", metavar="NAME", action="append", default=[],
+                   help="a prediction set (name under study/predictions or a path); default: every test-split set")
+    e.set_defaults(func=_evaluate)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmark.errors import UserError
+    from benchmark.exports import read_coder_exports
+    from benchmark.scoring import format_table1, resolve_conventions, score, write_scores
+    from benchmark.study import fingerprint
+
+    if args.bootstrap < 1:
+        raise UserError(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    study = study_of(args)
+    conv, profile = resolve_conventions(args.profile, args.label_set, args.undefined, args.macro_f1)
+    exports = read_coder_exports([Path(p) for p in args.coders], study, allow_unknown=args.allow_unknown)
+    result = score(study, exports, conv, profile, args.predictions, args.bootstrap, args.seed)
+    path = write_scores(study, result)
+    print(format_table1(result["table1"]))
+    models = [r["system"] for r in result["table1"]["rows"] if r["kind"] == "model"]
+    if not models:
+        print("No model row: no prediction set under study/predictions covers these admissions "
+              "(run `bench predict`, or pass --predictions PATH).")
+    study.record_step("score", {
+        "fingerprint": fingerprint({"exports": sorted(e["sha256"] for e in exports.exports), "conventions": conv,
+                                    "models": models, "bootstrap": args.bootstrap, "seed": args.seed}),
+        "exports": exports.exports, "conventions": conv.__dict__, "profile": profile, "models": models,
+        "counts": exports.counts, "outputs": study.file_hashes(path),
+    })
+    print(f"Wrote {path}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from benchmark.scoring import evaluate_table2, format_table2, write_scores
+
+    study = study_of(args)
+    study.require("references")
+    table2 = evaluate_table2(study, args.predictions)
+    path = write_scores(study, {"table2": table2})
+    print(format_table2(table2))
+    print(f"Wrote {path}")
+    return 0
