@@ -1,0 +1,244 @@
+"""The report in headless Chromium, opened from disk: values, figures, drill-down, no network, no errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmark.study import Study
+from reports.render import render_report
+from tests.report_study import HOSTILE_TITLE, MODEL_SYSTEM, NOTE_MARKER, Size, build_study
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Study:
+    return build_study(tmp_path_factory.mktemp("report-browser") / "study", Size(n_test=24, n_sample=10))
+
+
+class Page:
+    """A page opened from a file:// URL, with every console message, page error and request recorded."""
+
+    def __init__(self, browser: Any, path: Path) -> None:
+        self.context = browser.new_context(viewport={"width": 1366, "height": 800})
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.url = path.resolve().as_uri()
+        self.page.goto(self.url, wait_until="load")
+
+    def assert_clean(self) -> None:
+        assert self.errors == []
+        assert [m for m in self.console if m.startswith(("error", "warning"))] == []
+        assert [u for u in self.requests if u != self.url and not u.startswith("data:")] == []
+
+
+@pytest.fixture(scope="module")
+def default_page(browser: Any, study: Study) -> Iterator[Page]:
+    page = Page(browser, render_report(study))
+    yield page
+    page.context.close()
+
+
+def test_no_console_errors_and_no_network(default_page: Page) -> None:
+    default_page.page.locator("details.note").first.evaluate("d => { d.open = true; }")
+    default_page.page.wait_for_selector("details.note[data-built] table.drill")
+    default_page.assert_clean()
+    assert default_page.requests[0] == default_page.url
+
+
+TABLE1_METRICS = (("micro_jaccard", ("micro", "jaccard")), ("micro_precision", ("micro", "precision")),
+                  ("micro_recall", ("micro", "recall")), ("micro_f1", ("micro", "f1")),
+                  ("macro_jaccard", ("macro", "jaccard")), ("macro_precision", ("macro", "precision")),
+                  ("macro_recall", ("macro", "recall")), ("macro_f1", ("macro", "f1")),
+                  ("per_document_jaccard", ("per_document_jaccard",)), ("exact_match", ("exact_match",)),
+                  ("codes_per_note", ("codes_per_note",)), ("vocabulary_coverage", ("vocabulary_coverage",)))
+
+
+def check_table1(page: Any, scores: dict[str, Any]) -> int:
+    """Assert every Table 1 cell of both profiles equals scores.json (value, shown text, CI); return the count."""
+    cells = page.eval_on_selector_all(
+        "table.table1 td[data-metric]",
+        "tds => tds.map(td => [td.dataset.profile, td.dataset.system, td.dataset.metric, td.dataset.value,"
+        " td.dataset.ciLo || null, td.dataset.ciHi || null, td.querySelector('.v').textContent])",
+    )
+    shown = {(p, s, m): (v, lo, hi, text) for p, s, m, v, lo, hi, text in cells}
+    checked = 0
+    for profile in ("paper", "corrected"):
+        for row in scores["profiles"][profile]["rows"]:
+            for metric, path in TABLE1_METRICS:
+                expected: Any = row
+                for key in path:
+                    expected = expected.get(key) if isinstance(expected, dict) else None
+                value, lo, hi, text = shown[(profile, row["system"], metric)]
+                if expected is None:
+                    assert (value, text) == ("", "—")
+                else:
+                    assert float(value) == expected, (profile, row["system"], metric)
+                    assert text == (f"{expected:.1f}" if metric == "codes_per_note" else f"{100 * expected:.1f}")
+                interval = (row.get("ci95") or {}).get(metric)
+                if interval:
+                    assert (float(lo), float(hi)) == tuple(interval)
+                checked += 1
+    p_values = page.eval_on_selector_all("table.comparisons td[data-metric='p_value']",
+                                         "tds => tds.map(td => Number(td.dataset.value))")
+    assert p_values == [c["p_value"] for p in ("paper", "corrected") for c in scores["profiles"][p]["comparisons"]]
+    simulated = page.eval_on_selector_all(
+        "table.table1 tbody tr", "trs => trs.map(tr => [tr.dataset.system, !!tr.querySelector('.badge-simulated')])")
+    flags = {(r["system"], bool(r.get("simulated"))) for p in ("paper", "corrected") for r in scores["profiles"][p]["rows"]}
+    assert {(system, flag) for system, flag in simulated} == flags
+    return checked
+
+
+def test_table1_cells_equal_scores(default_page: Page, study: Study) -> None:
+    scores = json.loads(study.scores.read_text())
+    assert check_table1(default_page.page, scores) == 2 * 4 * len(TABLE1_METRICS)
+
+
+def test_table2_beside_reported(default_page: Page, study: Study) -> None:
+    scores = json.loads(study.scores.read_text())["table2"]
+    ours = default_page.page.eval_on_selector_all("td[data-table='table2']",
+                                                  "tds => tds.map(td => [td.dataset.metric, Number(td.dataset.value)])")
+    assert dict(ours) == {k: v for k, v in scores["rows"][0].items() if k in dict(ours)} and len(ours) == 10
+    reported = default_page.page.locator("tbody.reported tr").first
+    assert "reported" in reported.inner_text()
+    assert reported.locator("td[data-metric='p_at_5']").inner_text() == "n.r."
+    assert reported.locator("td[data-metric='p_at_5'] span").get_attribute("title") == "not reported in the paper"
+    assert reported.locator("td[data-metric='auc_macro']").inner_text() == "94.8"
+
+
+def test_figures_are_drawn(default_page: Page) -> None:
+    figures = default_page.page.eval_on_selector_all(
+        "figure[data-figure] img",
+        "imgs => imgs.map(i => [i.closest('figure').dataset.figure, i.naturalWidth, i.src.slice(0, 25), i.alt])")
+    assert [f[0] for f in figures] == ["frequency", "codes_per_note", "chapter", "throughput"]
+    assert all(width > 300 and src == "data:image/svg+xml;base64" and alt for _, width, src, alt in figures)
+
+
+def test_drilldown_marks_agreed_missed_extra(default_page: Page, study: Study) -> None:
+    page = default_page.page
+    doc = json.loads(study.scores.read_text())["per_document"][0]
+    details = page.locator(f"details.note[data-hadm='{doc['hadm_id']}']")
+    details.evaluate("d => { d.open = true; }")
+    page.wait_for_selector(f"details.note[data-hadm='{doc['hadm_id']}'] table.drill")
+    header = details.locator("table.drill thead th").all_inner_texts()
+    column = header.index(MODEL_SYSTEM)
+    statuses = details.locator("table.drill tbody tr").evaluate_all(
+        f"trs => trs.map(tr => [tr.dataset.code, tr.children[{column}].dataset.status || null])")
+    reference, model = set(doc["reference"]), set(doc["models"][MODEL_SYSTEM])
+    expected = {c: ("agreed" if c in reference and c in model else "missed" if c in reference else "extra")
+                for c in reference | model}
+    assert {code: status for code, status in statuses if status} == expected
+    # The hostile title on this note's first reference code is shown as text, never executed.
+    assert details.locator(f"tr[data-code='{doc['reference'][0]}'] td").nth(1).inner_text() == HOSTILE_TITLE
+    assert page.evaluate("window.__pwned") is None
+    assert NOTE_MARKER not in page.content()
+
+
+def test_tables_sort_by_clicking(default_page: Page) -> None:
+    page = default_page.page
+    table = page.locator("table.table1[data-profile='corrected']")
+    header = table.locator("th[data-col]", has_text="F1").first
+    header.click()
+    values = table.locator("tbody td[data-metric='micro_f1']").evaluate_all("tds => tds.map(t => Number(t.dataset.value))")
+    assert values == sorted(values)
+    header.click()
+    values = table.locator("tbody td[data-metric='micro_f1']").evaluate_all("tds => tds.map(t => Number(t.dataset.value))")
+    assert values == sorted(values, reverse=True)
+
+
+def test_screenshot_of_the_default_report(default_page: Page, artifact_dir: Path) -> None:
+    path = artifact_dir / "report.png"
+    default_page.page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 50_000
+
+
+def test_include_text_shows_banner_and_evidence(browser: Any, study: Study, artifact_dir: Path) -> None:
+    page = Page(browser, render_report(study, include_text=True))
+    try:
+        banner = page.page.locator("#text-banner")
+        assert banner.is_visible() and "CONTAINS MIMIC TEXT, DO NOT SHARE" in banner.inner_text()
+        doc = json.loads(study.scores.read_text())["per_document"][0]
+        details = page.page.locator(f"details.note[data-hadm='{doc['hadm_id']}']")
+        details.locator("summary").click()
+        assert NOTE_MARKER in details.locator("pre.note").inner_text()
+        details.locator("button.ev").first.click()
+        marks = details.locator("pre.note mark")
+        assert 1 <= marks.count() <= 3
+        assert banner.is_visible()  # sticky: still on screen after scrolling to the evidence
+        page.page.screenshot(path=str(artifact_dir / "report-with-text.png"))
+        page.assert_clean()
+    finally:
+        page.context.close()
+
+
+def test_report_from_the_real_scorer(browser: Any, small_study: Study, tmp_path: Path, artifact_dir: Path) -> None:
+    """`bench score` and `bench evaluate` (the scoring engineer's code) write scores.json; the page shows it."""
+    import argparse
+
+    import numpy as np
+    import pandas as pd
+
+    from benchmark.cli import score as score_cli
+    from benchmark.predictions import Predictions, write_predictions
+    from tests.fixtures_study import copy_study
+    from tests.test_exports import choices_annotation, full_task
+
+    study = copy_study(small_study, tmp_path / "study")
+    refs = {int(h): sorted(g["code"]) for h, g in pd.read_parquet(study.references).groupby("hadm_id")}
+    sample = [int(x) for x in study.sample.read_text().split()]
+    rng = np.random.default_rng(1)
+    tasks = []
+    for i, h in enumerate(sample):
+        annotations = [choices_annotation(10 * i + 1, 1, [c for c in refs[h] if rng.random() < 0.7])]
+        if i % 4 == 0:  # an overlap subset, for agreement
+            annotations.append(choices_annotation(10 * i + 2, 2, [c for c in refs[h] if rng.random() < 0.6]))
+        tasks.append(full_task(100 + i, h, annotations))
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(tasks))
+    codes = pd.read_parquet(study.codes, columns=["code"])["code"].tolist()
+    column = {c: i for i, c in enumerate(codes)}
+    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split", "text"])
+    test = docs[docs["split"] == "test"]
+    probs = rng.random((len(test), len(codes))).astype(np.float32) * 0.55
+    for r, h in enumerate(test["hadm_id"]):
+        for c in refs[int(h)]:
+            probs[r, column[c]] = rng.uniform(0.3, 1.0)
+    preds = Predictions("small-test", test["hadm_id"].to_numpy(), codes, probs, run="small", split="test")
+    evidence = [{"hadm_id": int(h), "codes": {c: [{"start": 0, "end": min(40, len(t)), "score": 0.9}]
+                                               for c in preds.code_sets()[int(h)]}}
+                for h, t in zip(test["hadm_id"], test["text"])]
+    write_predictions(study.predictions_dir / "small-test", preds, evidence)
+
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("--study")
+    score_cli.register(parser.add_subparsers(dest="command"))
+    for argv in (["evaluate"], ["score", "--coders", str(export), "--bootstrap", "20"]):
+        args = parser.parse_args(["--study", str(study.root), *argv])
+        assert args.func(args) == 0
+    scores = json.loads(study.scores.read_text())
+
+    page = Page(browser, render_report(study))
+    try:
+        assert check_table1(page.page, scores) == 2 * len(scores["profiles"]["paper"]["rows"]) * len(TABLE1_METRICS)
+        shown_t2 = page.page.eval_on_selector_all("td[data-table='table2']",
+                                                  "tds => tds.map(td => [td.dataset.metric, td.dataset.value])")
+        row = scores["table2"]["rows"][0]
+        assert all((value == "" and row[m] is None) or float(value) == row[m] for m, value in shown_t2)
+        assert page.page.locator("figure[data-figure] img").count() == 4
+        first = page.page.locator("details.note").first
+        first.evaluate("d => { d.open = true; }")
+        page.page.wait_for_selector("details.note[data-built] table.drill")
+        page.page.screenshot(path=str(artifact_dir / "report-real-scorer.png"), full_page=True)
+        page.assert_clean()
+    finally:
+        page.context.close()
