@@ -19,7 +19,8 @@ def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterat
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path``.
 
     Use it for writers that want a file name (``DataFrame.to_parquet``, ``torch.save``, ``np.save``).
-    ``mode`` sets the permission bits before the rename (for example 0o600 for credentials).
+    ``mode`` sets the permission bits before the rename (for example 0o600 for credentials); without it
+    the file gets the usual ``0o666 & ~umask``, as ``open()`` would give (``mkstemp`` alone gives 0600).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -28,13 +29,18 @@ def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterat
     tmp = Path(tmp_name)
     try:
         yield tmp
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, _default_mode() if mode is None else mode)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _default_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
