@@ -41,6 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_demo)
 
 
+def _overlap(sample_size: int) -> int:
+    """Notes coded by both simulated coders, for agreement: 40 of the paper's 508, fewer for a small demo."""
+    return max(2, min(40, sample_size // 10))
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from benchmark.cli import main as bench
 
@@ -62,7 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
         steps += [
             ("Label Studio server", lambda: ["labelstudio", "start"]),
             ("Label Studio projects", lambda: ["setup-labelstudio", "--coders", ",".join(DEMO_CODERS),
-                                               "--design", "overlap:40"]),
+                                               "--design", f"overlap:{_overlap(args.n)}", "--simulated"]),
             ("simulated coders", lambda: ["simulate-coders", "--seed", str(args.seed)]),
             ("pull coder exports", lambda: ["pull"]),
         ]

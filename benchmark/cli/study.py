@@ -1,0 +1,100 @@
+"""`bench demo-data`, `bench prepare`, `bench sample`: building the study's corpus, sample and shortlist."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmark.cli.common import add_parser, study_of
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = add_parser(
+        subparsers, "demo-data", "write a synthetic corpus in the MIMIC-III file schema",
+        "Writes NOTEEVENTS, DIAGNOSES_ICD, PROCEDURES_ICD, D_ICD_DIAGNOSES and D_ICD_PROCEDURES (.csv.gz,\n"
+        "MIMIC-III column names) plus train/dev/test_full_hadm_ids.csv into --out, so that `bench prepare`\n"
+        "runs the same code path as on real MIMIC-III. Real ICD-9-CM codes and titles, Zipf-like code\n"
+        "frequencies, hard-wrapped notes with section headers, addenda and ISERROR rows. Deterministic\n"
+        "for a seed. No real patient data.\n\n"
+        "example: bench demo-data --out demo-mimic && bench prepare --mimic demo-mimic --splits demo-mimic",
+    )
+    demo.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the corpus into")
+    demo.add_argument("--admissions", type=int, default=None, metavar="N",
+                      help="number of admissions (default: the generator's default, enough for a 508-note sample; "
+                           "58000 gives a full-size corpus)")
+    demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    demo.set_defaults(func=_demo_data)
+
+    prepare = add_parser(
+        subparsers, "prepare", "load MIMIC-III notes and codes into the study",
+        "Reads from --mimic: NOTEEVENTS, DIAGNOSES_ICD, PROCEDURES_ICD, D_ICD_DIAGNOSES, D_ICD_PROCEDURES\n"
+        "(.csv or .csv.gz, MIMIC-III v1.4), and from --splits: train/dev/test_full_hadm_ids.csv (caml-mimic's\n"
+        "split files, one HADM_ID per line). NOTEEVENTS is streamed: memory grows with the discharge\n"
+        "summaries kept, not with the file.\n\n"
+        "Writes to the study: documents.parquet (discharge summary + addenda per admission in chart order,\n"
+        "ISERROR rows dropped, sentence spans, CAML tokens), references.parquet (dotted ICD-9 codes per\n"
+        "admission, leading zeros kept), codes.parquet (the label space with titles, chapter, category,\n"
+        "training count), and [steps.prepare] in study.toml (input SHA-256, rules, counts, summary).\n"
+        "Prints admissions per split, label-space size, codes and tokens per note.\n\n"
+        "A re-run with the same inputs does nothing; different inputs are refused unless --force.",
+    )
+    prepare.add_argument("--mimic", type=Path, required=True, metavar="DIR", help="folder with the MIMIC-III CSV files")
+    prepare.add_argument("--splits", type=Path, required=True, metavar="DIR",
+                         help="folder with {train,dev,test}_full_hadm_ids.csv")
+    prepare.add_argument("--force", action="store_true",
+                         help="rebuild even if the study was prepared (from the same or different inputs)")
+    prepare.set_defaults(func=_prepare)
+
+    sample = add_parser(
+        subparsers, "sample", "draw the coding sample and write the coding shortlist",
+        "Draws --n notes from the prepared test split with a seeded RNG and writes study/sample.csv (one\n"
+        "HADM_ID per line, in sample order) and study/shortlist.txt (one dotted code per line).\n\n"
+        "Shortlist rules: test-codes (default: the codes in the test-split references, the paper's\n"
+        "4,075-code list), all (the full label space), or a FILE with one ICD-9-CM code per line.\n"
+        "Prints the rule, the shortlist size and the vocabulary coverage (the share of the sampled notes'\n"
+        "reference codes the shortlist contains, which caps coder recall). Records [steps.sample].\n"
+        "A different n, seed or shortlist on an existing sample is refused unless --force.",
+    )
+    sample.add_argument("--n", type=int, default=508, help="number of notes to sample (default 508, as in the paper)")
+    sample.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    sample.add_argument("--shortlist", default="test-codes", metavar="test-codes|all|FILE",
+                        help="shortlist rule (default test-codes)")
+    sample.add_argument("--force", action="store_true", help="replace an earlier sample or shortlist")
+    sample.set_defaults(func=_sample)
+
+
+def _demo_data(args: argparse.Namespace) -> None:
+    from benchmark.errors import UserError
+    from benchmark.synthetic import DEFAULT_ADMISSIONS, generate_corpus
+
+    admissions = DEFAULT_ADMISSIONS if args.admissions is None else args.admissions
+    try:
+        summary = generate_corpus(args.out, admissions=admissions, seed=args.seed)
+    except ValueError as exc:  # the generator's argument checks
+        raise UserError(f"--admissions {admissions}: {exc}") from None
+    print(f"wrote a synthetic MIMIC-III corpus ({admissions:,} admissions, seed {args.seed}) to {args.out}")
+    splits = summary.get("splits", {})
+    if splits:
+        print("split files: " + " / ".join(f"{count:,} {split}" for split, count in splits.items()))
+    print(f"next: bench prepare --mimic {args.out} --splits {args.out}")
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from benchmark.prepare import format_summary, prepare
+
+    study = study_of(args)
+    summary = prepare(study, args.mimic, args.splits, force=args.force)
+    if summary["up_to_date"]:
+        print(f"{study.root}: already prepared from these inputs (use --force to rebuild)")
+    print(format_summary(summary))
+    print(f"data source: {summary['data_source']}; wrote {study.documents.name}, {study.references.name}, "
+          f"{study.codes.name} in {study.root}")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from benchmark.sampling import format_figures, sample
+
+    study = study_of(args)
+    figures = sample(study, n=args.n, seed=args.seed, shortlist=args.shortlist, force=args.force)
+    print(format_figures(figures))
+    print(f"wrote {study.sample.name} and {study.shortlist.name} in {study.root}")

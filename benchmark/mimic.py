@@ -1,0 +1,274 @@
+"""Reading the user's MIMIC-III v1.4 files and the Mullenbach split files, with errors that name the file.
+
+MIMIC ships ``NOTEEVENTS.csv.gz`` (about 4 GB uncompressed, 2.08M rows), so notes are *streamed*: pyarrow
+parses the CSV block by block, keeps only the columns needed and only the discharge summaries that are
+not marked ``ISERROR``, and discards the rest of each block before reading the next, so memory grows
+with the discharge summaries kept, not with the file. The small tables (codes, titles) are read whole
+with pandas, every column as ``str``: CAML read ``ICD9_CODE`` as numbers, which lost leading zeros
+("0011" became 11) and created junk codes.
+
+Every problem with the input is a ``UserError`` naming the file (and the line or ROW_ID) and the fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark import icd
+from benchmark.errors import UserError
+
+DISCHARGE_SUMMARY = "Discharge summary"
+SPLITS = ("train", "dev", "test")
+NOTE_COLUMNS = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "CATEGORY", "ISERROR", "TEXT")
+CODE_COLUMNS = ("ROW_ID", "HADM_ID", "ICD9_CODE")
+TITLE_COLUMNS = ("ICD9_CODE", "SHORT_TITLE", "LONG_TITLE")
+# The tables prepare reads: logical name -> (file stem, required columns, code system or None).
+TABLES = {
+    "noteevents": ("NOTEEVENTS", NOTE_COLUMNS, None),
+    "diagnoses": ("DIAGNOSES_ICD", CODE_COLUMNS, "dx"),
+    "procedures": ("PROCEDURES_ICD", CODE_COLUMNS, "px"),
+    "d_diagnoses": ("D_ICD_DIAGNOSES", TITLE_COLUMNS, "dx"),
+    "d_procedures": ("D_ICD_PROCEDURES", TITLE_COLUMNS, "px"),
+}
+SPLIT_FILE = "{split}_full_hadm_ids.csv"
+NOTE_BLOCK_BYTES = 16 << 20  # larger than any single MIMIC note (the longest is about 55 KB)
+
+
+@dataclass
+class Notes:
+    """Discharge summaries concatenated per admission, and what was dropped on the way."""
+
+    frame: pd.DataFrame  # hadm_id, subject_id (-1 if NOTEEVENTS lacks it), text, n_notes, row_ids
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def find_table(directory: Path, stem: str) -> Path:
+    """``DIR/STEM.csv.gz`` or ``DIR/STEM.csv`` (the compressed one first, as MIMIC ships it)."""
+    for name in (f"{stem}.csv.gz", f"{stem}.csv"):
+        if (directory / name).is_file():
+            return directory / name
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such directory; pass the folder holding the MIMIC-III CSV files")
+    raise UserError(
+        f"{directory / stem}.csv.gz: file not found (nor {stem}.csv); "
+        f"copy MIMIC-III v1.4's {stem} table into {directory}"
+    )
+
+
+def locate_tables(directory: Path) -> dict[str, Path]:
+    """Paths of the five tables in ``directory``, checking each has the columns prepare reads."""
+    paths = {name: find_table(directory, stem) for name, (stem, _, _) in TABLES.items()}
+    for name, (_, columns, _) in TABLES.items():
+        check_columns(paths[name], columns)
+    return paths
+
+
+def check_columns(path: Path, required: Iterable[str]) -> None:
+    """Raise a UserError when ``path`` cannot be read as CSV or lacks a required column."""
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except Exception as exc:  # gzip, encoding or CSV errors all mean the same to the user
+        raise UserError(f"{path}: cannot be read as a CSV file ({exc}); check the file is complete") from exc
+    missing = [column for column in required if column not in header]
+    if missing:
+        raise UserError(
+            f"{path}: missing column {', '.join(missing)} (found: {', '.join(map(str, header))}); "
+            "prepare needs MIMIC-III's uppercase column names"
+        )
+
+
+def split_paths(directory: Path) -> dict[str, Path]:
+    """The three split files; a missing one is a UserError."""
+    paths = {split: directory / SPLIT_FILE.format(split=split) for split in SPLITS}
+    for path in paths.values():
+        if not path.is_file():
+            raise UserError(
+                f"{path}: file not found; pass --splits the folder with caml-mimic's "
+                "train/dev/test_full_hadm_ids.csv"
+            )
+    return paths
+
+
+def read_splits(paths: dict[str, Path]) -> pd.DataFrame:
+    """``hadm_id`` -> ``split`` from the split files (one HADM_ID per line; a header line is skipped).
+
+    An ID listed twice, in one file or in two, is a UserError: it would count in two splits.
+    """
+    seen: dict[int, tuple[str, Path]] = {}
+    for split, path in paths.items():
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, start=1):
+            value = line.strip()
+            if not value or (number == 1 and value.upper() == "HADM_ID"):
+                continue
+            try:
+                hadm_id = int(value)
+            except ValueError:
+                raise UserError(f"{path} line {number}: {value[:40]!r} is not a HADM_ID; "
+                                "the file holds one integer per line") from None
+            if hadm_id in seen:
+                first = seen[hadm_id][1]
+                where = "twice in this file" if first == path else f"also in {first}"
+                raise UserError(f"{path} line {number}: HADM_ID {hadm_id} is listed {where}; "
+                                "each admission must be in exactly one split")
+            seen[hadm_id] = (split, path)
+    frame = pd.DataFrame({"hadm_id": list(seen), "split": [s for s, _ in seen.values()]})
+    return frame.astype({"hadm_id": "int64", "split": "str"})
+
+
+def _int_or_none(value: str, what: str, path: Path, row_id: object) -> int | None:
+    """An integer ID written as "123" (or "123.0"); empty is None; anything else is a UserError."""
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        number = float(text) if "." in text else int(text)
+    except ValueError:
+        number = None
+    if number is None or number != int(number):
+        raise UserError(f"{path} ROW_ID {row_id}: {what} {text[:40]!r} is not an integer; fix or remove that row")
+    return int(number)
+
+
+def read_discharge_summaries(path: Path, progress: bool = True) -> Notes:
+    """Stream NOTEEVENTS and return discharge summaries + addenda concatenated per admission.
+
+    Kept: ``CATEGORY == "Discharge summary"`` rows whose ``ISERROR`` is empty (or 0) and that carry a
+    HADM_ID. Per admission the texts are joined with a blank line in chart order (CHARTDATE,
+    CHARTTIME, ROW_ID), so the summary comes before its addenda; empty texts are skipped.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    from tqdm import tqdm
+
+    columns = list(NOTE_COLUMNS)
+    keep_columns = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "TEXT")
+    kept: dict[str, list] = {name: [] for name in keep_columns}  # Python values of the kept rows only
+    raw = pa.OSFile(str(path), "rb")
+    stream = pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
+    rows = summaries = errors = 0
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=NOTE_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=columns, column_types={c: pa.string() for c in columns}
+            ),
+        )
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                  disable=None if progress else True, leave=False) as bar:
+            for batch in reader:
+                rows += batch.num_rows
+                is_summary = pc.equal(batch.column("CATEGORY"), DISCHARGE_SUMMARY)
+                summaries += pc.sum(is_summary).as_py() or 0
+                is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(batch.column("ISERROR")),
+                                              value_set=pa.array(["", "0"])))
+                errors += pc.sum(pc.and_(is_summary, is_error)).as_py() or 0
+                table = pa.Table.from_batches([batch]).filter(pc.and_(is_summary, pc.invert(is_error)))
+                for name in keep_columns:
+                    kept[name] += table.column(name).to_pylist()
+                bar.update(raw.tell() - bar.n)
+                bar.set_postfix(rows=rows, refresh=False)
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise UserError(f"{path}: cannot be parsed as MIMIC-III CSV ({exc}); check the file is complete") from exc
+    finally:
+        stream.close()
+        raw.close()
+    frame, counts = _concatenate(kept, path)
+    counts = {"noteevents_rows": rows, "discharge_summary_rows": summaries,
+              "iserror_rows_dropped": errors, **counts}
+    return Notes(frame=frame, counts=counts)
+
+
+def _concatenate(notes: dict[str, list], path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Join the kept rows per HADM_ID in chart order; IDs are validated here, on the few rows kept."""
+    row_ids = [_int_or_none(v, "ROW_ID", path, v) for v in notes["ROW_ID"]]
+    if any(r is None for r in row_ids):
+        raise UserError(f"{path}: a discharge summary has no ROW_ID; the file is not MIMIC-III's NOTEEVENTS")
+    hadm = [_int_or_none(v, "HADM_ID", path, r) for v, r in zip(notes["HADM_ID"], row_ids)]
+    subject = [_int_or_none(v, "SUBJECT_ID", path, r) for v, r in zip(notes["SUBJECT_ID"], row_ids)]
+    table = pd.DataFrame({
+        "hadm_id": pd.array(hadm, dtype="Int64"), "subject_id": pd.array(subject, dtype="Int64"),
+        "chartdate": pd.Series(notes["CHARTDATE"], dtype=object),
+        "charttime": pd.Series(notes["CHARTTIME"], dtype=object),
+        "row_id": pd.array(row_ids, dtype="int64"), "text": pd.Series(notes["TEXT"], dtype=object),
+    })
+    notes.clear()  # the table holds the same strings now
+    no_hadm = int(table["hadm_id"].isna().sum())
+    table = table[table["hadm_id"].notna()].sort_values(["hadm_id", "chartdate", "charttime", "row_id"], kind="stable")
+    out_hadm, out_subject, out_text, out_n, out_rows = [], [], [], [], []
+    empty_parts = 0
+    rows = zip(table["hadm_id"].tolist(), table["subject_id"].tolist(), table["row_id"].tolist(),
+               table["text"].tolist())
+    for hadm_id, group in itertools.groupby(rows, key=lambda row: row[0]):
+        group = list(group)
+        texts = [text for *_, text in group if isinstance(text, str) and text.strip()]
+        empty_parts += len(group) - len(texts)
+        subjects = [subject for _, subject, _, _ in group if subject is not None and subject is not pd.NA]
+        out_hadm.append(int(hadm_id))
+        out_subject.append(int(subjects[0]) if subjects else -1)
+        out_text.append("\n\n".join(texts))
+        out_n.append(len(texts))
+        out_rows.append(" ".join(str(row_id) for _, _, row_id, _ in group))
+    frame = pd.DataFrame({
+        "hadm_id": pd.array(out_hadm, dtype="int64"), "subject_id": pd.array(out_subject, dtype="int64"),
+        "text": pd.Series(out_text, dtype=object), "n_notes": pd.array(out_n, dtype="int64"),
+        "row_ids": pd.Series(out_rows, dtype=object),
+    })
+    counts = {"discharge_summaries_without_hadm_id": no_hadm, "empty_note_rows": empty_parts,
+              "admissions_with_summary": len(frame)}
+    return frame, counts
+
+
+def read_codes(path: Path, system: str) -> tuple[pd.DataFrame, int]:
+    """Distinct dotted codes per admission from DIAGNOSES_ICD or PROCEDURES_ICD, and the empty-code rows.
+
+    ``ICD9_CODE`` is read as text (leading zeros kept). Rows with no code are skipped (MIMIC has a
+    few); a code of the wrong shape is a UserError naming the file, line and ROW_ID.
+    """
+    table = pd.read_csv(path, usecols=list(CODE_COLUMNS), dtype=str, keep_default_na=False)
+    raw = table["ICD9_CODE"].str.strip()
+    present = raw != ""
+    dotted: dict[str, str] = {}
+    for value in raw[present].unique():
+        try:
+            dotted[value] = icd.to_dotted(value, system)
+            icd.chapter(dotted[value], system)  # a well-shaped code must also fall in a chapter
+        except ValueError as exc:
+            line = int(raw.index[raw == value][0]) + 2  # + header line, 1-based
+            row_id = table["ROW_ID"].iloc[line - 2]
+            raise UserError(f"{path} line {line} (ROW_ID {row_id}): {exc}; fix or remove that row") from None
+    hadm_text = table.loc[present, "HADM_ID"].str.strip()
+    hadm = pd.to_numeric(hadm_text, errors="coerce")
+    bad = hadm.isna() | (hadm % 1 != 0)
+    if bad.any():
+        first = bad.idxmax()  # the row label, which is the data-row position
+        problem = (f"HADM_ID {hadm_text[first][:40]!r} is not an integer" if hadm_text[first]
+                   else "a code without a HADM_ID")
+        raise UserError(f"{path} line {first + 2} (ROW_ID {table['ROW_ID'][first]}): {problem}; fix or remove that row")
+    codes = pd.DataFrame({
+        "hadm_id": hadm.to_numpy().astype("int64"), "code": raw[present].map(dotted).to_numpy(dtype=object),
+    })
+    codes = codes.drop_duplicates().assign(system=system)
+    return codes.reset_index(drop=True), int((~present).sum())
+
+
+def read_titles(path: Path, system: str) -> pd.DataFrame:
+    """``code`` (dotted), ``short_title``, ``long_title`` from D_ICD_DIAGNOSES or D_ICD_PROCEDURES."""
+    table = pd.read_csv(path, usecols=list(TITLE_COLUMNS), dtype=str, keep_default_na=False)
+    codes = []
+    for line, value in enumerate(table["ICD9_CODE"], start=2):
+        try:
+            codes.append(icd.to_dotted(value, system))
+        except ValueError as exc:
+            raise UserError(f"{path} line {line}: {exc}; fix or remove that row") from None
+    frame = pd.DataFrame({"code": codes, "short_title": table["SHORT_TITLE"].str.strip(),
+                          "long_title": table["LONG_TITLE"].str.strip()})
+    return frame.drop_duplicates("code").reset_index(drop=True)

