@@ -584,18 +584,19 @@ def _pct(value: float | None) -> str:
 def format_table1(table: dict[str, Any]) -> str:
     """Table 1 as text, the paper's shape (macro then micro J/P/R, plus F1), conventions on top."""
     c = table["conventions"]
+    width = max(len("System"), *(len(r["system"]) for r in table["rows"]))
     lines = [
         f"Table 1. Coders and models on the same {table['n_documents']} admissions (values in %)",
         f"Conventions: profile {table['profile'] or 'custom'}; macro label set {c['label_set']} "
         f"({c['label_set_size']} codes); 0/0 -> {c['undefined']}; macro-F1 {c['macro_f1']}; micro counts every code",
-        f"{'System':<38} {'n':>4} | {'Macro J':>7} {'P':>5} {'R':>5} {'F1':>5} | {'Micro J':>7} {'P':>5} {'R':>5} {'F1':>5}"
+        f"{'System':<{width}} {'n':>4} | {'Macro J':>7} {'P':>5} {'R':>5} {'F1':>5} | {'Micro J':>7} {'P':>5} {'R':>5} {'F1':>5}"
         f" | {'codes':>5} {'docJ':>5} {'exact':>5} {'cover':>5}",
     ]
     lines.append("-" * len(lines[-1]))
     for r in table["rows"]:
         ma, mi = r["macro"], r["micro"]
         lines.append(
-            f"{r['system'][:38]:<38} {r['n_documents']:>4} | {_pct(ma['jaccard']):>7} {_pct(ma['precision'])} "
+            f"{r['system']:<{width}} {r['n_documents']:>4} | {_pct(ma['jaccard']):>7} {_pct(ma['precision'])} "
             f"{_pct(ma['recall'])} {_pct(ma['f1'])} | {_pct(mi['jaccard']):>7} {_pct(mi['precision'])} "
             f"{_pct(mi['recall'])} {_pct(mi['f1'])} | {r['codes_per_note']:5.1f} {_pct(r['per_document_jaccard'])} "
             f"{_pct(r['exact_match'])} {_pct(r['vocabulary_coverage'])}")

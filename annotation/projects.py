@@ -1,0 +1,351 @@
+"""Projects and tasks: turn the study's sample and shortlist into ready-to-code Label Studio projects.
+
+**Blinding: one project per coder (and per arm) on one server.** The open-source edition has no roles:
+every signed-in user can list, open, export and delete every project of the organization. Coders must
+not see each other's work, and within one project they would (the data manager shows all annotations).
+Separate projects keep each coder's queue, annotations and statistics apart; a coder would have to open
+another coder's project on purpose to see it, and the instructions say not to. A server per coder would
+*enforce* it, at ~0.5 GB RAM, a ~20 s first start and one more port and token per coder, and would
+still not stop the admin. For a study where blinding must be enforced, run one server per coder and
+point ``bench setup-labelstudio --url`` at each (one coder per run, separate study directories). We
+chose per-coder projects as the default because they keep the study on one service that the admin can
+back up, restart and pull in one step.
+
+**Designs** (over the sample order, so they are reproducible):
+
+- ``split``: note i goes to coder ``i mod n`` (disjoint shares, as in the paper);
+- ``overlap:K``: the first K notes go to every coder (for agreement), the rest are split;
+- ``all``: every coder codes every note.
+
+**Assisted arm** (``--assist RUN``): separate projects per coder whose tasks carry RAC's predicted
+codes as Label Studio predictions (``model_version = RUN``). Shares are rotated by one coder, so under
+``split`` every note is coded once without help and once with it, by different coders (a crossover
+that avoids a coder seeing the same note twice). Unassisted projects never hold predictions.
+
+**Idempotency.** ``study/labelstudio/projects.json`` holds
+``{"projects": [{"id", "coder", "arm", "ui", "config_sha256", "task_ids", ...}], "tasks": {"<task id>": hadm_id}}``.
+Tasks are imported in batches and the file is rewritten (atomically) after each batch, so a re-run
+imports only what is missing. A crash between the server accepting a batch and the file being written
+is detected by comparing the server's task count with the record; the project's tasks are then read
+back from the server before anything else is imported, so nothing is imported twice. The config of a
+project that already has annotations is never changed unless ``--force`` (then with a warning).
+
+Task data is exactly ``{"text", "hadm_id", "sample_index"}``: reference codes never enter Label Studio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from annotation.accounts import Coder
+from annotation.client import Connection
+from annotation.config import labeling_config
+from benchmark import study as study_mod
+from benchmark.errors import UserError
+from benchmark.io import atomic_write_text
+from benchmark.predictions import read_predictions
+from benchmark.study import Study
+
+PROJECTS_FILE = "projects.json"
+BATCH_SIZE = 100
+ARMS = ("unassisted", "assisted")
+INSTRUCTIONS = (
+    "<p>Assign every ICD-9-CM code (diagnoses and procedures) that this discharge summary supports, "
+    "as you would for billing. Search the picker by code number or by words of the title. Flag notes "
+    "that do not document enough to code. Do not open other coders' projects.</p>"
+)
+
+
+def parse_design(design: str) -> tuple[str, int]:
+    """``"split"`` / ``"all"`` / ``"overlap:K"`` -> (kind, K).
+
+    >>> parse_design("overlap:40")
+    ('overlap', 40)
+    >>> parse_design("split")
+    ('split', 0)
+    """
+    kind, _, k = design.partition(":")
+    if kind in ("split", "all") and not k:
+        return kind, 0
+    if kind == "overlap" and k.isdigit() and int(k) > 0:
+        return kind, int(k)
+    raise UserError(f"--design {design!r}: expected split, all or overlap:K (K a positive number of notes)")
+
+
+def assign(n_notes: int, coders: Sequence[str], design: str, rotate: int = 0) -> dict[str, list[int]]:
+    """Sample positions each coder codes under ``design``; ``rotate`` shifts the shares (assisted arm).
+
+    >>> assign(5, ["a", "b"], "split")
+    {'a': [0, 2, 4], 'b': [1, 3]}
+    >>> assign(5, ["a", "b"], "overlap:2")
+    {'a': [0, 1, 2, 4], 'b': [0, 1, 3]}
+    >>> assign(5, ["a", "b"], "split", rotate=1)
+    {'a': [1, 3], 'b': [0, 2, 4]}
+    """
+    kind, k = parse_design(design)
+    if kind == "overlap" and k > n_notes:
+        raise UserError(f"--design overlap:{k}: the sample has only {n_notes} notes")
+    n = len(coders)
+    shares: dict[str, list[int]] = {c: [] for c in coders}
+    for i in range(n_notes):
+        if kind == "all" or (kind == "overlap" and i < k):
+            for c in coders:
+                shares[c].append(i)
+        else:
+            j = i - k if kind == "overlap" else i
+            shares[coders[(j + n - rotate % n) % n]].append(i)
+    return shares
+
+
+@dataclass
+class SetupSummary:
+    """What a setup run did (the CLI prints it; the tests check it)."""
+
+    projects: list[dict[str, Any]]
+    imported: int = 0
+    already_there: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+# --- state ---------------------------------------------------------------------------------------
+def load_state(data_dir: Path) -> dict[str, Any]:
+    path = Path(data_dir) / PROJECTS_FILE
+    if not path.exists():
+        return {"projects": [], "tasks": {}}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        state.setdefault("projects", [])
+        state.setdefault("tasks", {})
+        return state
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); restore it from a backup") from None
+
+
+def save_state(data_dir: Path, state: dict[str, Any]) -> None:
+    atomic_write_text(Path(data_dir) / PROJECTS_FILE, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+# --- study inputs ----------------------------------------------------------------------------------
+def read_sample(study: Study) -> list[int]:
+    lines = [ln.strip() for ln in study.sample.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        return [int(x) for x in lines]
+    except ValueError:
+        raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
+
+
+def read_shortlist(study: Study) -> list[str]:
+    return [ln.strip() for ln in study.shortlist.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def task_data(study: Study, sample: list[int]) -> list[dict[str, Any]]:
+    """The task payloads in sample order: text, hadm_id and sample index, nothing else."""
+    docs = pd.read_parquet(study.documents, columns=["hadm_id", "text"], filters=[("hadm_id", "in", sample)])
+    text = dict(zip(docs["hadm_id"].astype(int), docs["text"]))
+    missing = [h for h in sample if h not in text]
+    if missing:
+        raise UserError(f"{study.sample}: HADM_ID {missing[0]} is not in documents.parquet "
+                        f"({len(missing)} missing); re-run `bench sample`")
+    return [{"text": text[h], "hadm_id": int(h), "sample_index": i} for i, h in enumerate(sample)]
+
+
+def assist_sets(study: Study, run: str, sample: list[int], shortlist: list[str]) -> dict[int, list[str]]:
+    """RAC's predicted code sets for the sample, from ``<RUN>-sample`` (or ``<RUN>-test``), shortlist only.
+
+    Codes outside the shortlist cannot be shown in the picker, so they are left out of the pre-annotation.
+    """
+    for split in ("sample", "test"):
+        path = study.predictions_dir / f"{run}-{split}"
+        if (path / "meta.json").exists():
+            sets = read_predictions(path).code_sets()
+            break
+    else:
+        raise UserError(f"--assist {run}: no predictions at {study.predictions_dir}/{run}-sample or -test; "
+                        f"run `bench predict` for run {run} first")
+    missing = [h for h in sample if h not in sets]
+    if missing:
+        raise UserError(f"--assist {run}: predictions lack {len(missing)} sampled admissions "
+                        f"(first HADM_ID {missing[0]}); predict the sample or the test split")
+    allowed = set(shortlist)
+    return {h: [c for c in sets[h] if c in allowed] for h in sample}
+
+
+def codes_result(codes: list[str], ui: str, catalogue: pd.DataFrame) -> list[dict[str, Any]]:
+    """A Label Studio result picking ``codes`` in the ``codes`` control of ``ui`` (predictions, simulator)."""
+    if ui == "choices":
+        value: dict[str, Any] = {"choices": codes}
+    else:
+        table = catalogue.set_index("code")
+        value = {"taxonomy": [[str(table.at[c, "chapter"]), str(table.at[c, "category"]), c] for c in codes]}
+    return [{"from_name": "codes", "to_name": "text", "type": ui, "value": value}]
+
+
+# --- setup -----------------------------------------------------------------------------------------
+def setup_projects(
+    study: Study, conn: Connection, coders: list[Coder], design: str = "split", ui: str = "taxonomy",
+    assist: str | None = None, force: bool = False, batch_size: int = BATCH_SIZE, progress: bool = True,
+) -> SetupSummary:
+    """Create or complete one project per coder and arm, and import each coder's share of tasks."""
+    started = time.perf_counter()
+    study.require("documents", "codes", "sample", "shortlist")
+    data_dir = study.labelstudio_dir
+    sample, shortlist = read_sample(study), read_shortlist(study)
+    catalogue = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title", "category", "chapter"])
+    config = labeling_config(shortlist, catalogue, ui)
+    config_sha = hashlib.sha256(config.encode("utf-8")).hexdigest()
+    payloads = task_data(study, sample)
+    emails = [c.email for c in coders]
+    arms: list[tuple[str, dict[str, list[int]]]] = [("unassisted", assign(len(sample), emails, design))]
+    predicted: dict[int, list[str]] = {}
+    if assist:
+        predicted = assist_sets(study, assist, sample, shortlist)
+        arms.append(("assisted", assign(len(sample), emails, design, rotate=1)))
+
+    state = load_state(data_dir)
+    summary = SetupSummary(projects=[])
+    for arm, shares in arms:
+        for coder in coders:
+            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, assist, force, summary)
+            save_state(data_dir, state)
+            wanted = [payloads[i] for i in shares[coder.email]]
+            _import_missing(conn, data_dir, state, entry, wanted, arm, assist, predicted, ui, catalogue,
+                            force, batch_size, progress, summary)
+            summary.projects.append(entry)
+    study.record_step("setup-labelstudio", {
+        "fingerprint": study_mod.fingerprint({"sample": study.file_hashes(study.sample), "shortlist":
+                                              study.file_hashes(study.shortlist), "coders": emails,
+                                              "design": design, "ui": ui, "assist": assist or ""}),
+        "server": conn.url, "label_studio_version": conn.version, "design": design, "ui": ui,
+        "assist": assist, "coders": emails, "projects": [p["id"] for p in summary.projects],
+        "n_tasks": sum(len(p["task_ids"]) for p in summary.projects), "config_sha256": config_sha,
+    })
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: str, ui: str, config: str,
+                    config_sha: str, assist: str | None, force: bool, summary: SetupSummary) -> dict[str, Any]:
+    """The state entry of (coder, arm): created, or checked and updated on the server."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    client = conn.client
+    entry = next((p for p in state["projects"] if p["coder"] == coder.email and p["arm"] == arm), None)
+    settings: dict[str, Any] = {
+        "title": f"ICD-9 coding: {coder.email} ({arm})"[:50], "label_config": config,
+        "expert_instruction": INSTRUCTIONS, "show_instruction": True, "show_skip_button": True,
+        "maximum_annotations": 1, "show_collab_predictions": arm == "assisted",
+        "model_version": assist if arm == "assisted" else None,
+    }
+    settings = {k: v for k, v in settings.items() if v is not None}
+    if entry is not None:
+        try:
+            project = client.projects.get(entry["id"])
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            if not force:
+                raise UserError(f"{PROJECTS_FILE}: project {entry['id']} ({coder.email}, {arm}) is gone from "
+                                f"{conn.url}; use --force to create it again (its record is replaced)") from None
+            _forget_project(state, entry)
+            entry = None
+    if entry is None:
+        project = client.projects.create(**settings)
+        entry = {"id": int(project.id), "coder": coder.email, "coder_id": coder.id, "arm": arm, "ui": ui,
+                 "config_sha256": config_sha, "assist_run": assist, "task_ids": []}
+        state["projects"].append(entry)
+        return entry
+    if entry.get("config_sha256") != config_sha:
+        n_annotations = int(getattr(project, "total_annotations_number", 0) or 0)
+        if n_annotations and not force:
+            raise UserError(f"project {entry['id']} ({coder.email}, {arm}) already has {n_annotations} "
+                            f"annotation(s): refusing to change its code list or config (--ui, shortlist); "
+                            f"use --force to change it anyway")
+        if n_annotations:
+            message = (f"warning: changing the config of project {entry['id']} ({coder.email}), which has "
+                       f"{n_annotations} annotation(s); codes no longer offered stay in those annotations")
+            print(message, file=sys.stderr)
+            summary.warnings.append(message)
+        try:
+            client.projects.update(entry["id"], **settings)
+        except ApiError as exc:
+            raise UserError(f"Label Studio refused the new config for project {entry['id']}: "
+                            f"{str(exc.body)[:200]}") from None
+        entry.update(config_sha256=config_sha, ui=ui, assist_run=assist)
+    return entry
+
+
+def _forget_project(state: dict[str, Any], entry: dict[str, Any]) -> None:
+    for task_id in entry.get("task_ids", []):
+        state["tasks"].pop(str(task_id), None)
+    state["projects"].remove(entry)
+
+
+def _server_tasks(conn: Connection, project_id: int) -> dict[int, int]:
+    """{task id: hadm_id} of a project, read back from the server (used after an interrupted import)."""
+    found: dict[int, int] = {}
+    for task in conn.client.tasks.list(project=project_id, page_size=500, fields="task_only"):
+        found[int(task.id)] = int(task.data["hadm_id"])
+    return found
+
+
+def _import_missing(conn: Connection, data_dir: Path, state: dict[str, Any], entry: dict[str, Any],
+                    wanted: list[dict[str, Any]], arm: str, assist: str | None, predicted: dict[int, list[str]],
+                    ui: str, catalogue: pd.DataFrame, force: bool, batch_size: int, progress: bool,
+                    summary: SetupSummary) -> None:
+    from tqdm.auto import tqdm
+
+    project = conn.client.projects.get(entry["id"])
+    on_server = int(getattr(project, "task_number", 0) or 0)
+    if on_server != len(entry["task_ids"]):  # an import was interrupted after the server took a batch
+        found = _server_tasks(conn, entry["id"])
+        for task_id in entry["task_ids"]:
+            state["tasks"].pop(str(task_id), None)
+        entry["task_ids"] = sorted(found)
+        state["tasks"].update({str(t): h for t, h in found.items()})
+        save_state(data_dir, state)
+    present = {state["tasks"][str(t)] for t in entry["task_ids"]}
+    wanted_ids = {p["hadm_id"] for p in wanted}
+    extra = present - wanted_ids
+    if extra:
+        message = (f"project {entry['id']} ({entry['coder']}, {arm}) holds {len(extra)} note(s) that the "
+                   f"current design does not assign to this coder; they are kept (nothing is deleted)")
+        if not force:
+            raise UserError(f"{message}. The coders or --design changed since the first setup: use the "
+                            f"earlier ones, or --force to keep going")
+        summary.warnings.append(message)
+    todo = [p for p in wanted if p["hadm_id"] not in present]
+    summary.already_there += len(wanted) - len(todo)
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc=f"import {entry['coder']} ({arm})", unit="task", disable=not progress,
+               leave=False)
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        tasks = [{"data": p} for p in batch]
+        if arm == "assisted":
+            for task in tasks:
+                codes = predicted.get(task["data"]["hadm_id"], [])
+                task["predictions"] = [{"model_version": assist,
+                                        "result": codes_result(codes, ui, catalogue)}]
+        response = conn.client.projects.import_tasks(entry["id"], request=tasks, return_task_ids=True)
+        task_ids = sorted(int(t) for t in (response.task_ids or []))
+        if len(task_ids) != len(batch):
+            raise UserError(f"project {entry['id']}: Label Studio created {len(task_ids)} of {len(batch)} tasks; "
+                            f"re-run `bench setup-labelstudio` to resume")
+        for task_id, payload in zip(task_ids, batch):  # bulk creation keeps order: ids ascend with the batch
+            state["tasks"][str(task_id)] = payload["hadm_id"]
+        entry["task_ids"] = sorted([*entry["task_ids"], *task_ids])
+        save_state(data_dir, state)
+        summary.imported += len(batch)
+        bar.update(len(batch))
+    bar.close()
