@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 _WORD = re.compile(r"\w+")
 # For ASCII text, the \w+ runs that are not pure numbers, in one C-level pass (same tokens as the rule).
 _ASCII_TOKEN = re.compile(r"\w*[a-z_]\w*", re.ASCII)  # applied to lowercased ASCII text
@@ -62,6 +64,19 @@ def tokenize(text: str) -> list[str]:
     if text.isascii():
         return _ASCII_TOKEN.findall(text.lower())
     return [token.lower() for token in _WORD.findall(text) if not token.isnumeric()]
+
+
+def token_spans(text: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The tokens of ``tokenize`` with their character offsets ``(tokens, starts, ends)``.
+
+    The model's attention evidence points back into the note through these offsets.
+
+    >>> token_spans("CHF, 72 yo; b12")
+    (['chf', 'yo', 'b12'], array([ 0,  8, 12], dtype=int32), array([ 3, 10, 15], dtype=int32))
+    """
+    matches = [m for m in _WORD.finditer(text) if not m.group().isnumeric()]
+    return ([m.group().lower() for m in matches], np.array([m.start() for m in matches], np.int32),
+            np.array([m.end() for m in matches], np.int32))
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:

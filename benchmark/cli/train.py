@@ -1,0 +1,85 @@
+"""`bench train` and `bench predict`: the machine arm (RAC). Logic lives in rac.train and rac.predict."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+from benchmark.cli.common import add_parser, study_of
+
+_TRAIN_DETAILS = """\
+Trains RAC (Kim & Ganapathi 2021) on the study's train split: word2vec on the train split only, then the
+reader/coder with Adam, global batch 16 (= batch_per_rank x processes x gradient accumulation), early
+stopping on dev P@8, SWA, and a final evaluation of the best and SWA models on dev (threshold tuning) and test.
+Writes study/runs/NAME/ (config, word2vec, checkpoints, metrics.jsonl, best.pt, swa.pt, summary.json).
+
+Re-running the same command resumes from the last checkpoint. --nproc N starts N processes with torchrun
+(DDP; gloo on CPU, nccl on GPU). For several machines run torchrun yourself on each:
+  torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \\
+      -m rac.train --study DIR --name NAME --preset paper
+(the study and the run directory must be on a filesystem every node sees).
+
+Presets: paper (the seed's recipe at full size; a GPU job), small (the demo: minutes on a CPU), tiny (tests).
+--set KEY=VALUE overrides one config value, e.g. --set lr=1e-4 --set n_layers=2 (see rac/config.py)."""
+
+_PREDICT_DETAILS = """\
+Writes study/predictions/RUN-SPLIT/: probabilities for every code (float16), the thresholded code sets at
+the run's dev-tuned threshold, CAML's predicted.psv, and evidence.jsonl (for each predicted code the top-3
+attention windows as character offsets into the note). The model is the one training selected (best
+checkpoint or SWA average, whichever scored the higher dev P@8); --model picks one explicitly."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from rac.config import add_arguments  # light: torch is imported by the handlers only
+
+    parser = add_parser(subparsers, "train", "train the RAC model (DDP via torchrun; resumable)", _TRAIN_DETAILS)
+    add_arguments(parser)
+    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun; default 1)")
+    parser.add_argument("--max-restarts", type=int, default=0,
+                        help="with --nproc: restart all workers this often after a failure (they resume)")
+    parser.set_defaults(func=_train)
+
+    parser = add_parser(subparsers, "predict", "predict codes with a trained run, with attention evidence",
+                        _PREDICT_DETAILS)
+    parser.add_argument("--run", required=True, help="run name (study/runs/RUN)")
+    parser.add_argument("--split", default="test", choices=["test", "sample", "dev"],
+                        help="which notes: the test split (default), the coding sample, or dev")
+    parser.add_argument("--model", default="auto", choices=["auto", "best", "swa"],
+                        help="auto: the model training selected on dev P@8 (default)")
+    parser.add_argument("--batch", type=int, default=0, help="notes per batch (default: from the run config)")
+    parser.set_defaults(func=_predict)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from benchmark.errors import UserError
+    from rac.config import resolve
+    from rac.train import require_study, train
+
+    study = study_of(args)
+    cfg = resolve(args.preset, args.overrides, args.epochs)
+    if args.nproc < 1:
+        raise UserError(f"--nproc {args.nproc}: must be at least 1")
+    cfg.validate(args.nproc)  # fail here with one line, not in N tracebacks
+    require_study(study)
+    if args.nproc == 1 and args.max_restarts == 0:
+        train(study, args.name, cfg)
+        return 0
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               f"--max-restarts={args.max_restarts}", "-m", "rac.train", "--study", str(study.root),
+               "--name", args.name, "--preset", args.preset]
+    for item in args.overrides:
+        command += ["--set", item]
+    if args.epochs is not None:
+        command += ["--epochs", str(args.epochs)]
+    # torch#135712: a rendezvous store shared with the workers hands restarted workers stale addresses
+    env = {**os.environ, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+    return subprocess.run(command, env=env).returncode
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from rac.predict import predict
+
+    predict(study_of(args), args.run, args.split, args.model, args.batch)
+    return 0

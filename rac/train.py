@@ -1,0 +1,505 @@
+"""The RAC trainer: one plain loop where DDP, gradient accumulation and the title-embedding trick are visible.
+
+Run it as ``torchrun --nproc-per-node N -m rac.train --study DIR --name NAME [--preset P] [--set k=v ...]``
+(multi-node: ``--nnodes M --node-rank R --rdzv-backend c10d --rdzv-endpoint HOST:PORT``; the run directory must
+then be on a filesystem all nodes share), as ``python -m rac.train ...`` (one process), or through
+``bench train --nproc N``. Re-running the same command (or ``torchrun --max-restarts``) resumes from the last
+checkpoint and ends with the same weights as an uninterrupted run. With ``--max-restarts``, export
+``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1`` (``bench train`` does): otherwise torchrun shares its rendezvous store
+with the workers and restarted workers read the dead generation's addresses (pytorch/pytorch#135712).
+
+One optimizer step, with W ranks, A micro-steps per rank and a global batch G = batch_per_rank x W x A:
+
+1. E_t = encode_titles(all titles), ONCE per step (it costs ~580 GFLOP at paper size, more than 3 notes);
+   a detached leaf copy with ``requires_grad`` goes into every micro-batch.
+2. Each micro-batch adds (W / G) x sum of its notes' mean-over-codes BCE to the gradients; DDP all-reduces
+   (averages) the reader's gradients on the last micro-step only (``require_backward_grad_sync``).
+3. The leaf's accumulated gradient dL/dE_t is all-reduced (averaged) by hand, then ``E_t.backward(grad)``
+   sends it through the title encoder once. The title encoder's parameters are excluded from DDP, so their
+   gradient is exactly the single-process one and never travels twice.
+
+Run directory ``study/runs/NAME/``: ``config.json``/``config.toml`` (resolved config), ``word2vec.txt``,
+``checkpoints/`` (``last.pt`` every ``ckpt_every`` steps and at each epoch end, ``epoch-NNN.pt``),
+``metrics.jsonl`` (one line per epoch), ``best.pt`` (best dev P@8), ``swa.pt`` (SWA average) and
+``summary.json`` (dev/test metrics of both, the dev-tuned thresholds and the model ``bench predict`` uses).
+
+Test hook: ``RAC_FAULT_AFTER_STEP=RANK:STEP`` makes that rank ``os._exit(17)`` right after optimizer step STEP,
+once per run directory (a marker file remembers it), to test that a killed run resumes exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.optim.swa_utils import AveragedModel
+from tqdm import tqdm
+
+from benchmark import metrics
+from benchmark.errors import UserError
+from benchmark.io import atomic_path, atomic_write_text
+from benchmark.study import Study
+from rac import word2vec
+from rac.config import TrainConfig, add_arguments, dumps, from_dict, resolve
+from rac.data import BucketSampler, EncodedNotes, collate, encode_notes, example_ids, title_tokens
+from rac.model import RAC, flops_per_note, title_flops
+from rac.predict import autocast, note_probs
+
+FAULT_ENV = "RAC_FAULT_AFTER_STEP"
+DOC_COLUMNS = ["hadm_id", "split", "text", "sent_starts", "sent_ends"]
+
+
+# ---- data ------------------------------------------------------------------------------------------------------
+@dataclass
+class RunData:
+    """What a run reads: vocabulary + word2vec table, label space, title ids, encoded notes per split."""
+
+    cfg: TrainConfig
+    words: list[str]
+    embeddings: np.ndarray
+    codes: list[str]
+    titles: torch.Tensor
+    references: pd.DataFrame
+    notes: dict[str, EncodedNotes] = field(default_factory=dict)
+
+    def encode(self, docs: pd.DataFrame) -> EncodedNotes:
+        return encode_notes(docs, {w: i for i, w in enumerate(self.words)},
+                            {c: i for i, c in enumerate(self.codes)}, self.references, self.cfg.n_x)
+
+
+def require_study(study: Study) -> None:
+    study.require("documents", "references", "codes")
+
+
+def train_word2vec_for_run(study: Study, run_dir: Path, cfg: TrainConfig) -> None:
+    """Train word2vec on the train split's ``tokens`` and save it with the run (skipped when it exists)."""
+    path = run_dir / word2vec.FILENAME
+    if path.exists():
+        return
+    docs = pd.read_parquet(study.documents, columns=["split", "tokens"])
+    train_tokens = docs.loc[docs["split"] == "train", "tokens"]
+    if train_tokens.empty:
+        raise UserError(f"{study.documents}: the train split is empty; re-run `bench prepare` with split files")
+    words, vectors = word2vec.train_word2vec(
+        (t.split() for t in train_tokens), d=cfg.d, window=cfg.w2v_window, min_count=cfg.w2v_min_count,
+        epochs=cfg.w2v_epochs, workers=cfg.w2v_workers, seed=cfg.seed)
+    if not words:
+        raise UserError(f"word2vec: no training word occurs {cfg.w2v_min_count}+ times; "
+                        f"lower it with --set w2v_min_count=N")
+    word2vec.save(path, words, vectors)
+
+
+def load_data(study: Study, run_dir: Path, cfg: TrainConfig, splits=("train", "dev", "test")) -> RunData:
+    """The run's vocabulary (from its saved word2vec), the code catalogue's titles, and the encoded splits."""
+    words, vectors = word2vec.embedding_table(*word2vec.load(run_dir / word2vec.FILENAME))
+    codes = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title"])
+    references = pd.read_parquet(study.references, columns=["hadm_id", "code"])
+    titles = torch.from_numpy(title_tokens(codes, {w: i for i, w in enumerate(words)}, cfg.n_t))
+    data = RunData(cfg, words, vectors, codes["code"].tolist(), titles, references)
+    if splits:
+        docs = pd.read_parquet(study.documents, columns=DOC_COLUMNS)
+        for split in splits:
+            part = docs[docs["split"] == split].reset_index(drop=True)
+            if part.empty and split != "test":
+                raise UserError(f"{study.documents}: the {split} split is empty; RAC needs train and dev notes")
+            data.notes[split] = data.encode(part)
+    return data
+
+
+def build_model(cfg: TrainConfig, data: RunData, device: torch.device) -> RAC:
+    """RAC with both embeddings initialised from the run's word2vec table (same seed on every rank)."""
+    torch.manual_seed(cfg.seed)
+    model = RAC(cfg.model_config(len(data.words), len(data.codes)), torch.from_numpy(data.embeddings))
+    return model.to(device)
+
+
+# ---- metrics (the ones training decides on; `bench evaluate` has the full set) --------------------------------
+def _multi_hot(labels: list[np.ndarray], n_codes: int) -> np.ndarray:
+    y = np.zeros((len(labels), n_codes), dtype=bool)
+    for row, cols in enumerate(labels):
+        y[row, cols] = True
+    return y
+
+
+def tune_threshold(probs: np.ndarray, labels: list[np.ndarray]) -> tuple[float, float]:
+    """(threshold, micro-F1): the threshold on the grid 0.01..0.99 that maximises dev micro-F1 (lowest on ties).
+
+    Counts come from sorted scores (one sort, no pass per threshold), so it stays fast at 1,631 x 8,930.
+    """
+    y = _multi_hot(labels, probs.shape[1])
+    all_sorted, pos_sorted = np.sort(probs, axis=None), np.sort(probs[y])
+    grid = np.round(np.arange(1, 100) / 100, 2).astype(np.float32)
+    n_pred = all_sorted.size - np.searchsorted(all_sorted, grid, side="left")
+    tp = pos_sorted.size - np.searchsorted(pos_sorted, grid, side="left")
+    f1 = np.where(n_pred + y.sum() > 0, 2 * tp / np.maximum(n_pred + y.sum(), 1), 0.0)
+    best = int(np.argmax(f1))
+    return round(float(grid[best]), 2), float(f1[best])
+
+
+def scores(probs: np.ndarray, labels: list[np.ndarray], threshold: float) -> dict[str, float]:
+    """P@5/8/15 (benchmark.metrics' tie rule) and micro-F1 of the sets ``probs >= threshold``, over all codes."""
+    y = _multi_hot(labels, probs.shape[1])
+    at_k = metrics.precision_at_k(y, probs, [k for k in (5, 8, 15) if k <= probs.shape[1]])
+    f1 = metrics.micro_scores(*metrics.code_counts(y, probs >= np.float32(threshold)))["f1"]
+    return {**{f"p@{k}": v for k, v in at_k.items()}, "micro_f1": f1, "threshold": threshold}
+
+
+# ---- distributed helpers ---------------------------------------------------------------------------------------
+def gathered_probs(model: torch.nn.Module, notes: EncodedNotes, title_ids: torch.Tensor, cfg: TrainConfig,
+                   device: torch.device, rank: int, world: int) -> np.ndarray:
+    """All notes' probabilities, each rank scoring every world-th note; every rank gets the full matrix."""
+    model.eval()
+    with torch.no_grad(), autocast(device):
+        titles = model.encode_titles(title_ids).float()
+    mine = list(range(rank, len(notes), world))
+    probs = note_probs(model, notes, mine, titles, cfg.eval_batch, device)
+    if world == 1:
+        return probs
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, (mine, probs))
+    out = np.empty((len(notes), titles.shape[0]), dtype=np.float32)
+    for indices, part in parts:
+        out[indices] = part
+    return out
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def peak_flops(device: torch.device) -> float:
+    """This process's matmul peak (FLOP/s), measured now: bf16 on GPU, fp32 on CPU (the MFU denominator)."""
+    n, dtype = (4096, torch.bfloat16) if device.type == "cuda" else (512, torch.float32)
+    a = torch.ones(n, n, device=device, dtype=dtype)  # not randn: the global RNG drives dropout (exact resume)
+    for _ in range(2):
+        a @ a
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 0.2:
+        a @ a
+        reps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - start)
+
+
+# ---- run directory ---------------------------------------------------------------------------------------------
+def prepare_run_dir(study: Study, run_dir: Path, cfg: TrainConfig) -> None:
+    """Write the resolved config, or check that a re-run resolves to the same one (rank 0)."""
+    path = run_dir / "config.json"
+    if path.exists():
+        earlier = from_dict(json.loads(path.read_text(encoding="utf-8")))
+        mechanics = {"ckpt_every", "keep_epoch_checkpoints", "eval_batch", "w2v_workers", "max_steps"}
+        diff = sorted(k for k, v in cfg.to_dict().items() if k not in mechanics and earlier.to_dict()[k] != v)
+        if diff:
+            changes = ", ".join(f"{k}: {earlier.to_dict()[k]} -> {getattr(cfg, k)}" for k in diff)
+            raise UserError(f"{path}: run {run_dir.name} was started with another config ({changes}); "
+                            f"use the same options to resume, or a new --name")
+    import tomli_w
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, dumps(cfg))
+    atomic_write_text(run_dir / "config.toml", tomli_w.dumps(cfg.to_dict()))
+    prepare = study.step("prepare") or {}
+    atomic_write_text(run_dir / "study.json", json.dumps(
+        {"study": str(study.root), "prepare_fingerprint": prepare.get("fingerprint")}, indent=1) + "\n")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def link_atomically(source: Path, target: Path) -> None:
+    """``target`` becomes another name of ``source`` (a hard link, renamed into place)."""
+    tmp = target.with_name(f".{target.name}.link")
+    tmp.unlink(missing_ok=True)
+    os.link(source, tmp)
+    os.replace(tmp, target)
+
+
+# ---- training --------------------------------------------------------------------------------------------------
+def train(study: Study, name: str, cfg: TrainConfig) -> dict[str, Any] | None:
+    """Train (or resume) run ``name``; return the summary on rank 0 (None on other ranks or after max_steps)."""
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if ddp:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        return _train(study, name, cfg, rank, world, device, ddp)
+    finally:
+        if ddp:
+            dist.destroy_process_group()
+
+
+def _train(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, device: torch.device,
+           ddp: bool) -> dict[str, Any] | None:
+    master = rank == 0
+    accum = cfg.validate(world)
+    require_study(study)
+    run_dir = study.runs_dir / name
+    ckpt_dir = run_dir / "checkpoints"
+    if (run_dir / "summary.json").exists():
+        if master:
+            print(f"run {name} is complete ({run_dir / 'summary.json'}); use a new --name to train again")
+        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8")) if master else None
+    if master:
+        prepare_run_dir(study, run_dir, cfg)
+        train_word2vec_for_run(study, run_dir, cfg)
+    if ddp:
+        dist.barrier()  # word2vec and config are on disk for every rank
+    data = load_data(study, run_dir, cfg)
+    notes, n_codes = data.notes["train"], len(data.codes)
+    title_ids = data.titles.to(device)
+
+    model = build_model(cfg, data, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    swa = AveragedModel(model)
+    sampler = BucketSampler(notes.lengths, cfg.augment_copies, cfg.global_batch, cfg.batch_per_rank, rank, world,
+                            cfg.seed, cfg.bucket_batches)
+    torch.manual_seed(cfg.seed + rank)  # dropout differs across ranks, like independent data-parallel workers
+    state: dict[str, Any] = {"global_step": 0, "best_p8": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
+                             "stopped": False}
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        swa.load_state_dict(ckpt["swa"])
+        sampler.load_state_dict(ckpt["sampler"])
+        state = ckpt["state"]
+        if len(ckpt["rng"]) == world:
+            set_rng_state(ckpt["rng"][rank])
+        elif master:
+            print(f"resuming with {world} ranks instead of {len(ckpt['rng'])}: dropout draws will differ")
+        if master:
+            print(f"resumed run {name} at epoch {sampler.epoch + 1}, step {sampler.step} "
+                  f"(global step {state['global_step']})")
+
+    # The title encoder stays outside DDP: its gradient is synchronised by hand, once per step (see above).
+    title_params = [f"{prefix}.{n}" for prefix in ("title_embed", "title_conv")
+                    for n, _ in getattr(model, prefix).named_parameters()]
+    if ddp:
+        DDP._set_params_and_buffers_to_ignore_for_model(model, title_params)
+        dmodel = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        dmodel = model
+
+    mcfg = model.config
+    peak = peak_flops(device)
+    loss_scale = world / cfg.global_batch
+    steps_per_epoch = len(sampler)
+
+    def checkpoint(path: Path) -> None:
+        rngs: list[Any] = [None] * world
+        if ddp:
+            dist.all_gather_object(rngs, rng_state())
+        else:
+            rngs = [rng_state()]
+        if master:
+            save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                   "swa": swa.state_dict(), "sampler": sampler.state_dict(), "state": state,
+                                   "rng": rngs, "config": cfg.to_dict(), "world_size": world})
+
+    while sampler.epoch < cfg.epochs and not state["stopped"]:
+        epoch = sampler.epoch
+        dmodel.train()
+        bar = tqdm(total=steps_per_epoch, initial=sampler.step, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   unit="step", disable=not master, dynamic_ncols=True)
+        if sampler.step == 0:
+            state.update(epoch_loss=0.0, epoch_steps=0)
+        epoch_start = time.perf_counter()
+        for micro_batches in sampler:
+            step_start = time.perf_counter()
+            # 1. title embeddings once per optimizer step; micro-batches use a detached leaf copy
+            with autocast(device):
+                e_t = model.encode_titles(title_ids).float()
+            e_leaf = e_t.detach().requires_grad_()
+            step_loss, flops = torch.zeros((), device=device), 3 * title_flops(mcfg)
+            # 2. micro-batches; DDP all-reduces the reader's gradients on the last one only
+            for micro, examples in enumerate(micro_batches):
+                ids = [example_ids(notes, i, c, cfg.seed, epoch) for i, c in examples]
+                tokens, mask, targets = collate(ids, [notes.labels[i] for i, _ in examples], n_codes)
+                tokens, mask, targets = tokens.to(device), mask.to(device), targets.to(device)
+                if ddp:
+                    dmodel.require_backward_grad_sync = micro == len(micro_batches) - 1
+                with autocast(device):
+                    logits = dmodel(tokens, mask, titles=e_leaf)
+                bce = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").mean(dim=1)
+                loss = bce.sum() * loss_scale
+                loss.backward()
+                step_loss += loss.detach()
+                flops += 3 * len(ids) * flops_per_note(mcfg, tokens.shape[1])["total"] * world
+            # 3. dL/dE_t: average over ranks, then one backward pass through the title encoder
+            grad = e_leaf.grad
+            if ddp:
+                dist.all_reduce(grad)
+                grad /= world
+                dist.all_reduce(step_loss)
+                step_loss /= world
+            e_t.backward(grad)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state["global_step"] += 1
+            state["epoch_loss"] += step_loss.item()
+            state["epoch_steps"] += 1
+            dt = time.perf_counter() - step_start
+            bar.update(1)
+            bar.set_postfix(loss=f"{step_loss.item():.4f}", notes_s=f"{cfg.global_batch / dt:.1f}",
+                            mfu=f"{flops / world / dt / peak:.0%}")
+            if os.environ.get(FAULT_ENV):
+                _maybe_fail(run_dir, rank, state["global_step"])
+            if cfg.max_steps and state["global_step"] >= cfg.max_steps:
+                break
+            if cfg.ckpt_every and state["global_step"] % cfg.ckpt_every == 0 and sampler.step < steps_per_epoch:
+                checkpoint(last)
+        bar.close()
+        if cfg.max_steps and state["global_step"] >= cfg.max_steps:
+            checkpoint(last)
+            if master:
+                print(f"stopped at max_steps={cfg.max_steps}; checkpoint {last}")
+            return None
+
+        # ---- epoch end: dev P@8, SWA snapshot, early stopping, checkpoints ----
+        probs = gathered_probs(model, data.notes["dev"], title_ids, cfg, device, rank, world)
+        dev = scores(probs, data.notes["dev"].labels, 0.5)
+        snapshot = epoch + 1 >= cfg.swa_start and (epoch + 1 - cfg.swa_start) % cfg.swa_every == 0
+        if snapshot:
+            swa.update_parameters(model)
+        improved = dev["p@8"] > state["best_p8"]
+        if improved:
+            state.update(best_p8=dev["p@8"], best_epoch=epoch + 1, bad_epochs=0)
+            if master:
+                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
+                                                      "dev_p@8": dev["p@8"]})
+        else:
+            state["bad_epochs"] += 1
+        state["stopped"] = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
+        seconds = time.perf_counter() - epoch_start
+        state["history"].append({
+            "epoch": epoch + 1, "global_step": state["global_step"],
+            "train_loss": state["epoch_loss"] / max(state["epoch_steps"], 1),
+            **{f"dev_{k}": v for k, v in dev.items() if k != "threshold"}, "best": improved,
+            "swa_snapshot": snapshot, "swa_n_averaged": int(swa.n_averaged), "seconds": round(seconds, 2),
+            "train_notes_per_s": round(state["epoch_steps"] * cfg.global_batch / seconds, 2),
+        })
+        if master:
+            atomic_write_text(run_dir / "metrics.jsonl",
+                              "".join(json.dumps(row, sort_keys=True) + "\n" for row in state["history"]))
+            print(f"epoch {epoch + 1}: dev P@8 {dev['p@8']:.4f} micro-F1@0.5 {dev['micro_f1']:.4f}"
+                  f"{' (best)' if improved else ''}{' [SWA snapshot]' if snapshot else ''}")
+        sampler.set_epoch(epoch + 1)
+        epoch_path = ckpt_dir / f"epoch-{epoch + 1:03d}.pt"
+        checkpoint(epoch_path)
+        if master:
+            link_atomically(epoch_path, last)
+            _prune(ckpt_dir, cfg.keep_epoch_checkpoints)
+        if ddp:
+            dist.barrier()
+
+    return _finish(study, run_dir, name, cfg, data, model, swa, state, device, rank, world)
+
+
+def _maybe_fail(run_dir: Path, rank: int, step: int) -> None:
+    fail_rank, _, fail_step = os.environ[FAULT_ENV].partition(":")
+    marker = run_dir / ".fault-injected"
+    if rank == int(fail_rank) and step == int(fail_step) and not marker.exists():
+        marker.write_text(f"rank {rank} exited after step {step}\n")
+        print(f"[{FAULT_ENV}] rank {rank} exits after step {step}", file=sys.stderr, flush=True)
+        os._exit(17)
+
+
+def _prune(ckpt_dir: Path, keep: int) -> None:
+    if keep:
+        for old in sorted(ckpt_dir.glob("epoch-*.pt"))[:-keep]:
+            old.unlink()
+
+
+def _finish(study: Study, run_dir: Path, name: str, cfg: TrainConfig, data: RunData, model: RAC,
+            swa: AveragedModel, state: dict[str, Any], device: torch.device, rank: int, world: int) -> dict | None:
+    """Evaluate best and SWA on dev (tune thresholds) and test; write swa.pt and summary.json."""
+    master = rank == 0
+    results: dict[str, Any] = {}
+    candidates = {"best": torch.load(run_dir / "best.pt", map_location=device)["model"]}
+    if swa.n_averaged.item() > 0:
+        candidates["swa"] = swa.module.state_dict()
+        if master:
+            save_checkpoint(run_dir / "swa.pt", {"model": candidates["swa"], "n_averaged": int(swa.n_averaged)})
+    for label, weights in candidates.items():
+        model.load_state_dict(weights)
+        dev_probs = gathered_probs(model, data.notes["dev"], data.titles.to(device), cfg, device, rank, world)
+        threshold, _ = tune_threshold(dev_probs, data.notes["dev"].labels)
+        entry = {"file": f"{label}.pt", "threshold": threshold,
+                 "dev": scores(dev_probs, data.notes["dev"].labels, threshold),
+                 "dev_at_0.5": scores(dev_probs, data.notes["dev"].labels, 0.5)}
+        if len(data.notes["test"]):
+            test_probs = gathered_probs(model, data.notes["test"], data.titles.to(device), cfg, device, rank, world)
+            entry["test"] = scores(test_probs, data.notes["test"].labels, threshold)
+        results[label] = entry
+    selected = max(results, key=lambda k: (results[k]["dev"]["p@8"], k == "best"))
+    summary = {"run": name, "selected": selected, "models": results, "best_epoch": state["best_epoch"],
+               "epochs_run": len(state["history"]), "global_steps": state["global_step"],
+               "early_stopped": state["stopped"], "config": cfg.to_dict()}
+    if not master:
+        return None
+    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    study.record_step(f"train-{name}", {
+        "run": name, "selected": selected, "threshold": results[selected]["threshold"],
+        "dev_p8": results[selected]["dev"]["p@8"], "epochs_run": len(state["history"]),
+        "config": cfg.to_dict()})
+    for label, entry in results.items():
+        test = entry.get("test")
+        print(f"{label}: dev P@8 {entry['dev']['p@8']:.4f} micro-F1 {entry['dev']['micro_f1']:.4f} "
+              f"(threshold {entry['threshold']:.2f})"
+              + (f"; test P@8 {test['p@8']:.4f} micro-F1 {test['micro_f1']:.4f}" if test else ""))
+    print(f"run {name}: {selected} model selected for prediction; {run_dir}")
+    return summary
+
+
+# ---- command line ----------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rac.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--study", default=None, help="study directory (default: $BENCH_STUDY or ./study)")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        train(Study.locate(args.study), args.name, resolve(args.preset, args.overrides, args.epochs))
+    except UserError as exc:
+        print(f"rac.train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
