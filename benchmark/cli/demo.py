@@ -99,4 +99,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"--- {title} done in {time.perf_counter() - step_started:.1f} s", flush=True)
     print(f"\nbench demo: finished in {time.perf_counter() - started:.0f} s")
     print(f"bench demo: report: {study.report_dir / 'index.html'}")
+    if not args.no_labelstudio:
+        print(f"bench demo: Label Studio keeps running so you can look at the coders' projects; stop it with "
+              f"`bench --study {study.root} labelstudio stop`")
     return 0
