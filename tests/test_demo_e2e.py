@@ -65,3 +65,18 @@ def test_demo_report_opens_in_chromium(demo_study, browser, artifact_dir) -> Non
     page.close()
     assert errors == []
     assert all(url.startswith(("file:", "data:")) for url in requests)
+
+
+def test_labelstudio_status_and_the_token_stays_in_its_0600_file(demo_study, capsys) -> None:
+    study_dir, code = demo_study
+    assert code == 0
+    capsys.readouterr()
+    assert bench(["--study", str(study_dir), "labelstudio", "status"]) == 0
+    assert "running at http://127.0.0.1:" in capsys.readouterr().out
+    credentials = study_dir / "labelstudio" / "credentials"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    token = json.loads(credentials.read_text())["api_key"].encode()
+    # Outside Label Studio's own data directory, the admin token is nowhere: not in exports, scores, report.
+    server_data = {p for p in (study_dir / "labelstudio").rglob("*") if p.is_file()}
+    leaked = [p for p in study_dir.rglob("*") if p.is_file() and p not in server_data and token in p.read_bytes()]
+    assert leaked == []
