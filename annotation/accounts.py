@@ -150,9 +150,13 @@ def coder_token(url: str, email: str, password: str) -> str:
     """The coder's own API token, fetched after signing in as them (kept in memory by callers)."""
     session = sign_in(url, email, password)
     response = session.get(f"{url}/api/current-user/token", timeout=30)
-    if not response.ok or "token" not in response.json():
+    try:
+        token = response.json().get("token") if response.ok else None
+    except ValueError:  # an HTML page (e.g. a login redirect) instead of JSON
+        token = None
+    if not token:
         raise UserError(f"{url}: could not read the API token of {email} (HTTP {response.status_code})")
-    return str(response.json()["token"])
+    return str(token)
 
 
 def show_once(lines: list[str]) -> None:

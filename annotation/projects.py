@@ -35,7 +35,6 @@ Task data is exactly ``{"text", "hadm_id", "sample_index"}``: reference codes ne
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -51,13 +50,13 @@ from annotation.client import Connection
 from annotation.config import labeling_config
 from benchmark import study as study_mod
 from benchmark.errors import UserError
-from benchmark.io import atomic_write_text
+from benchmark.io import atomic_write_text, sha256_bytes
 from benchmark.predictions import read_predictions
+from benchmark.sampling import read_sample
 from benchmark.study import Study
 
 PROJECTS_FILE = "projects.json"
 BATCH_SIZE = 100
-ARMS = ("unassisted", "assisted")
 INSTRUCTIONS = (
     "<p>Assign every ICD-9-CM code (diagnoses and procedures) that this discharge summary supports, "
     "as you would for billing. Search the picker by code number or by words of the title. Flag notes "
@@ -136,14 +135,6 @@ def save_state(data_dir: Path, state: dict[str, Any]) -> None:
 
 
 # --- study inputs ----------------------------------------------------------------------------------
-def read_sample(study: Study) -> list[int]:
-    lines = [ln.strip() for ln in study.sample.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    try:
-        return [int(x) for x in lines]
-    except ValueError:
-        raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
-
-
 def read_shortlist(study: Study) -> list[str]:
     return [ln.strip() for ln in study.shortlist.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
@@ -202,7 +193,7 @@ def setup_projects(
     sample, shortlist = read_sample(study), read_shortlist(study)
     catalogue = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title", "category", "chapter"])
     config = labeling_config(shortlist, catalogue, ui)
-    config_sha = hashlib.sha256(config.encode("utf-8")).hexdigest()
+    config_sha = sha256_bytes(config.encode("utf-8"))
     payloads = task_data(study, sample)
     emails = [c.email for c in coders]
     arms: list[tuple[str, dict[str, list[int]]]] = [("unassisted", assign(len(sample), emails, design))]

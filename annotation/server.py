@@ -133,22 +133,6 @@ def label_studio_command(data_dir: Path, *args: str) -> list[str]:
     return [str(exe), *args]
 
 
-def run_management(data_dir: Path, *args: str, timeout: float = 120.0) -> None:
-    """Run a ``label-studio`` subcommand (e.g. ``reset_password``) against the data directory.
-
-    Works while the server runs (both use the same SQLite database). Output is captured, never shown,
-    because it can echo what it was given.
-    """
-    creds = read_credentials(data_dir)
-    if creds is None:
-        raise UserError(f"{data_dir}: no local Label Studio here; run `bench labelstudio start` first")
-    proc = subprocess.run(label_studio_command(data_dir, *args), env=server_env(data_dir, creds),
-                          cwd=data_dir, capture_output=True, text=True, timeout=timeout, check=False)
-    if proc.returncode != 0:
-        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise UserError(f"label-studio {args[0]} failed (exit {proc.returncode}): {last[0][:200]}")
-
-
 def _pid(data_dir: Path) -> int | None:
     path = Path(data_dir) / PID_FILE
     try:

@@ -95,8 +95,10 @@ def load_context(study: Study) -> _Context:
     """Read the sample, the code catalogue and (when present) ``labelstudio/coders.json`` and ``projects.json``."""
     import pandas as pd
 
+    from benchmark.sampling import read_sample
+
     study.require("sample", "codes")
-    sample = {int(line) for line in study.sample.read_text(encoding="utf-8").split() if line.strip()}
+    sample = set(read_sample(study))
     catalogue = set(pd.read_parquet(study.codes, columns=["code"])["code"])
     coders = _read_optional_json(study.labelstudio_dir / "coders.json").get("coders", [])
     by_id = {int(c["id"]): c for c in coders if c.get("id") is not None}

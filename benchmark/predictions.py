@@ -92,10 +92,13 @@ def read_predictions(path: Path) -> Predictions:
         raise UserError(f"{meta_path} is not valid JSON ({exc}); re-run `bench predict`") from exc
     if meta.get("schema") != SCHEMA:
         raise UserError(f"{meta_path} has schema {meta.get('schema')!r}, this tool reads schema {SCHEMA}")
-    probs = np.load(path / "probs.npy", mmap_mode="r")
-    if probs.shape != (len(meta["hadm_ids"]), len(meta["codes"])):
-        raise UserError(f"{path}/probs.npy has shape {probs.shape}, meta.json says "
-                        f"({len(meta['hadm_ids'])}, {len(meta['codes'])}); re-run `bench predict`")
+    try:
+        probs = np.load(path / "probs.npy", mmap_mode="r")
+        expected = (len(meta["hadm_ids"]), len(meta["codes"]))
+    except (OSError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: incomplete prediction set ({exc!r}); re-run `bench predict`") from None
+    if probs.shape != expected:
+        raise UserError(f"{path}/probs.npy has shape {probs.shape}, meta.json says {expected}; re-run `bench predict`")
     return Predictions(
         name=meta.get("name") or path.name, hadm_ids=np.asarray(meta["hadm_ids"], dtype=np.int64),
         codes=list(meta["codes"]), probs=probs, threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)),

@@ -101,6 +101,15 @@ def sample(study: Study, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, shortlist
     return figures
 
 
+def read_sample(study: Study) -> list[int]:
+    """The coding sample's HADM_IDs in sample order (``sample.csv``)."""
+    lines = [ln.strip() for ln in study.sample.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        return [int(x) for x in lines]
+    except ValueError:
+        raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
+
+
 def read_shortlist(path: Path) -> list[str]:
     """A user's shortlist: one code per line, dotted or not (undotted read as in ``icd.normalize``).
 

@@ -375,12 +375,15 @@ def label_set_indices(name: str, vocab: Vocabulary, y_ref: np.ndarray, predicted
 
 
 def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], conv: Conventions,
-                 profile: str | None, n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Table 1 under one set of conventions (the ``table1`` block of scores.json)."""
+                 profile: str | None, refs: dict[int, list[str]], shortlist: list[str],
+                 n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Table 1 under one set of conventions (the ``table1`` block of scores.json).
+
+    ``refs`` (the scored admissions' reference codes) and ``shortlist`` are read once by ``score`` and shared
+    by every convention's table.
+    """
     systems = human_systems(exports) + models
     admissions = sorted({a.hadm_id for a in exports.annotations})
-    refs = read_references(study, admissions)
-    shortlist = read_shortlist(study)
     vocab = Vocabulary.from_study(study)
     vocab.add([c for s in systems for codes in s.sets for c in codes] + [c for v in refs.values() for c in v]
               + shortlist)
@@ -467,20 +470,23 @@ def score(study: Study, exports: CoderExports, conv: Conventions, profile: str |
     """Table 1 under the requested conventions and under both profiles, plus the per-document drill-down."""
     admissions = sorted({a.hadm_id for a in exports.annotations})
     models = model_systems(study, admissions, prediction_paths)
-    table1 = score_table1(study, exports, models, conv, profile, n_resamples, seed)
-    profiles = {name: (table1 if p == conv else score_table1(study, exports, models, p, name, n_resamples, seed))
+    refs, shortlist = read_references(study, admissions), read_shortlist(study)
+    table1 = score_table1(study, exports, models, conv, profile, refs, shortlist, n_resamples, seed)
+    profiles = {name: (table1 if p == conv else
+                       score_table1(study, exports, models, p, name, refs, shortlist, n_resamples, seed))
                 for name, p in PROFILES.items()}
     return {"exports": exports.exports, "table1": table1, "profiles": profiles,
-            "per_document": per_document(exports, models, read_references(study, admissions))}
+            "per_document": per_document(exports, models, refs)}
 
 
 # --- Table 2 -----------------------------------------------------------------------------------------
 def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
     """Ranking and set metrics of model prediction sets on the full test split (the ``table2`` block)."""
-    paths = [Path(n) if Path(n).exists() else study.predictions_dir / n for n in names]
-    if not paths:
-        paths = [p for p in list_prediction_sets(study.predictions_dir) if read_predictions(p).split == "test"]
-    if not paths:
+    if names:
+        sets = [read_predictions(Path(n) if Path(n).exists() else study.predictions_dir / n) for n in names]
+    else:
+        sets = [s for s in map(read_predictions, list_prediction_sets(study.predictions_dir)) if s.split == "test"]
+    if not sets:
         raise UserError(f"no test-split prediction set under {study.predictions_dir}; run `bench predict` "
                         "on the test split first, or pass --predictions NAME")
     import pandas as pd
@@ -488,8 +494,8 @@ def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
     test_split = set(pd.read_parquet(study.documents, columns=["hadm_id", "split"]).query("split == 'test'")["hadm_id"]
                      .astype(int)) if study.documents.exists() else set()
     rows = []
-    for path in paths:
-        row = table2_row(study, read_predictions(path))
+    for preds in sets:
+        row = table2_row(study, preds)
         row["covers_test_split"] = bool(test_split) and test_split <= set(row.pop("_hadm_ids"))
         row["n_test_split"] = len(test_split)
         rows.append(row)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from benchmark.errors import UserError
 from benchmark.io import atomic_path, sha256_file
+from benchmark.metrics import threshold_scores
 from benchmark.predictions import Predictions, write_predictions
 from benchmark.study import Study
 from rac.data import EncodedNotes, collate
@@ -122,7 +123,8 @@ def predict(study: Study, run: str, split: str = "test", choice: str = "auto", b
     import pandas as pd
 
     from rac.config import from_dict
-    from rac.train import build_model, load_data  # the trainer owns how a run's data and model are built
+    from benchmark.sampling import read_sample
+    from rac.train import DOC_COLUMNS, build_model, load_data  # the trainer owns how a run's data and model are built
 
     if split not in ("test", "dev", "sample"):
         raise UserError(f"--split {split}: choose test, dev or sample")
@@ -130,10 +132,10 @@ def predict(study: Study, run: str, split: str = "test", choice: str = "auto", b
     cfg = from_dict(summary["config"])
     data = load_data(study, study.runs_dir / run, cfg, splits=())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split", "text", "sent_starts", "sent_ends"])
+    docs = pd.read_parquet(study.documents, columns=DOC_COLUMNS)
     if split == "sample":
         study.require("sample")
-        wanted = [int(line) for line in study.sample.read_text().split() if line.strip()]
+        wanted = read_sample(study)
         missing = set(wanted) - set(docs["hadm_id"])
         if missing:
             raise UserError(f"{study.sample}: {len(missing)} HADM_IDs are not in documents.parquet "
@@ -155,10 +157,11 @@ def predict(study: Study, run: str, split: str = "test", choice: str = "auto", b
     batch = batch_size or max(1, min(cfg.eval_batch, 4))
     with tqdm(total=len(notes), desc=f"predict {run} on {split}", unit="note") as bar:
         for chunk, p, attn in note_batches(model, notes, range(len(notes)), titles, batch, device, attention=True):
+            # the sets as benchmark.predictions derives them from the stored float16 probabilities
+            above = threshold_scores(p.astype(np.float16), threshold)
             for row, index in enumerate(chunk):
                 probs[index] = p[row]
-                # the sets as benchmark.predictions derives them from the stored float16 probabilities
-                predicted = np.flatnonzero(p[row].astype(np.float16).astype(np.float32) >= np.float32(threshold))
+                predicted = np.flatnonzero(above[row])
                 weights_rows = attn[row, torch.from_numpy(predicted).to(attn.device)].float().cpu().numpy()
                 evidence[index] = {
                     "hadm_id": int(notes.hadm_ids[index]),

@@ -18,7 +18,8 @@ import pytest
 from annotation.accounts import ensure_coders, set_passwords
 from annotation.client import connect
 from annotation.config import labeling_config
-from annotation.projects import read_shortlist, task_data, read_sample
+from annotation.projects import read_shortlist, task_data
+from benchmark.sampling import read_sample
 from benchmark.study import Study
 from tests.fixtures_labelstudio import attach_study
 

@@ -47,7 +47,9 @@ def _overlap(sample_size: int) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from annotation.pull import DEFAULT_NAME
     from benchmark.cli import main as bench
+    from reports.render import REPORT_NAME
 
     study = study_of(args)
     base = ["--study", str(study.root)]
@@ -78,7 +80,7 @@ def run_demo(args: argparse.Namespace) -> int:
         ("predict test split", lambda: ["predict", "--run", DEMO_RUN, "--split", "test"]),
     ]
     if not args.no_labelstudio:
-        steps.append(("score (Table 1)", lambda: ["score", "--coders", str(study.exports_dir / "merged-latest.json")]))
+        steps.append(("score (Table 1)", lambda: ["score", "--coders", str(study.exports_dir / DEFAULT_NAME)]))
     steps += [
         ("evaluate (Table 2)", lambda: ["evaluate"]),
         ("report", lambda: ["report"]),
@@ -98,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
             return code
         print(f"--- {title} done in {time.perf_counter() - step_started:.1f} s", flush=True)
     print(f"\nbench demo: finished in {time.perf_counter() - started:.0f} s")
-    print(f"bench demo: report: {study.report_dir / 'index.html'}")
+    print(f"bench demo: report: {study.report_dir / REPORT_NAME}")
     if not args.no_labelstudio:
         print(f"bench demo: Label Studio keeps running so you can look at the coders' projects; stop it with "
               f"`bench --study {study.root} labelstudio stop`")
