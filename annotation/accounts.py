@@ -125,7 +125,8 @@ def set_passwords(data_dir: Path, passwords: dict[str, str]) -> None:
             input=f"{password}\n", env=env, cwd=data_dir, capture_output=True, text=True, timeout=300,
             check=False, start_new_session=True,  # no controlling tty: getpass reads stdin, not the terminal
         )
-        if proc.returncode != 0 or "successfully" not in proc.stdout:
+        done = "successfully" in proc.stdout or "same as current" in proc.stdout  # a re-run sets the same one
+        if proc.returncode != 0 or not done:
             raise UserError(f"label-studio reset_password for {email} failed (exit {proc.returncode}); "
                             f"see `bench labelstudio status` and the server log")
 

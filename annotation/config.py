@@ -7,12 +7,26 @@ code through ``alias`` (so exports need no title parsing; DESIGN.md §7 confirme
   searches by code number or title words. The filter MUST have a ``name``: without one Label Studio
   accepts the config and renders nothing.
 - ``taxonomy``: the ICD-9 hierarchy chapter -> 3-character category -> code, ``leafsOnly`` so only
-  codes can be picked; its search box matches numbers and words too. Far fewer DOM nodes, because
-  collapsed branches are not rendered (the faster page; see perf/RESULTS.md).
+  codes can be picked; its search box matches numbers and words too. Two ways to hand it the tree:
+
+  * **items from a URL** (``items_url``; what the study's own server gets): ``<Taxonomy apiUrl=...>``
+    with no children, and the tree as one JSON file (``taxonomy_items``) that Label Studio itself serves
+    from its local-files folder. The editor keeps the items as plain objects, so the page costs about
+    what an empty config costs (perf/RESULTS.md), while nested ``<Choice>`` tags make the editor build
+    one model per tag (~5,000) on every page load.
+  * **nested ``<Choice>`` tags** (no ``items_url``; for a server named by ``--url``, whose disk we
+    cannot write to): the same tree inline in the XML.
+
+  ``apiUrl`` must be absolute for the 1.23 frontend (``new URL(apiUrl)``), except that it resolves a
+  path starting ``/projects/<n>/resolve`` against the page's own origin (its storage-proxy route). So
+  the items URL is ``/projects/0/resolve/../../../data/local-files/?d=<file>``, which the browser
+  normalizes to ``<origin>/data/local-files/?d=<file>``: the config names no host or port, so it stays
+  valid when the server restarts on another port or is reached through an SSH tunnel or a proxy.
+  The browser test pins this behaviour for the pinned Label Studio.
 
 The rest of the contract: a ``TextArea`` named ``comment`` and a ``Choices`` named
-``insufficient_documentation``. Reference codes never appear here: the only codes in the config are
-the shortlist, which is the coding vocabulary the coders see anyway.
+``insufficient_documentation``. Reference codes never appear here: the only codes in the config (or its
+items file) are the shortlist, which is the coding vocabulary the coders see anyway.
 
 >>> import pandas as pd
 >>> cat = pd.DataFrame({"code": ["428.0", "428.1"], "long_title": ["Congestive heart failure", "Left heart failure"],
@@ -23,21 +37,31 @@ the shortlist, which is the coding vocabulary the coders see anyway.
 ['428.0', '428.1']
 >>> choice_codes(labeling_config(["428.0"], cat, ui="taxonomy"))
 ['428.0']
+>>> items = taxonomy_items(["428.0", "428.1"], cat)
+>>> items[0]["children"][0]["children"][1]
+{'value': '428.1 Left heart failure', 'alias': '428.1'}
+>>> xml = labeling_config(["428.0", "428.1"], cat, ui="taxonomy", items_url=items_url("t.json"))
+>>> items_file(xml), choice_codes(xml, items)
+('t.json', ['428.0', '428.1'])
 """
 
 from __future__ import annotations
 
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 
 from benchmark.errors import UserError
 
 UIS = ("choices", "taxonomy")
-DEFAULT_UI = "taxonomy"  # measured: see perf/RESULTS.md "Label Studio coder page"
+DEFAULT_UI = "taxonomy"  # measured: perf/RESULTS.md, Label Studio, "Coder page: navigation → picker usable"
 CONTROL = "codes"
 TITLE_CHARS = 80  # long titles are cut here: shorter strings are fewer layout lines in the picker
+# Resolved by the browser to <origin>/data/local-files/?d=<file> (see the module docstring for why).
+ITEMS_URL_PREFIX = "/projects/0/resolve/../../../data/local-files/?d="
 
 
 def _label(code: str, title: str) -> str:
@@ -62,13 +86,46 @@ def _titles(shortlist: Sequence[str], catalogue: pd.DataFrame) -> pd.DataFrame:
                          "chapter": rows["chapter"].fillna("Unclassified").astype(str).to_numpy()})
 
 
-def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI) -> str:
-    """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``."""
+def taxonomy_items(shortlist: Sequence[str], catalogue: pd.DataFrame) -> list[dict[str, Any]]:
+    """The code tree, chapter -> category -> code, in Label Studio's Taxonomy item shape.
+
+    Branches carry ``value`` and ``children``; leaves ``value`` ("code title") and ``alias`` (the bare
+    code, which is what a result stores). Served as JSON for ``apiUrl`` and also the source of the
+    nested ``<Choice>`` tags, so both taxonomy configs offer the same tree.
+    """
+    rows = _titles(shortlist, catalogue)
+    return [{"value": chapter, "children": [
+                {"value": category, "children": [{"value": _label(r.code, r.title), "alias": r.code}
+                                                 for r in in_category.itertuples(index=False)]}
+                for category, in_category in in_chapter.groupby("category", sort=True)]}
+            for chapter, in_chapter in rows.groupby("chapter", sort=True)]
+
+
+def items_url(file_name: str) -> str:
+    """The ``apiUrl`` for an items file in the server's local-files folder (host- and port-free)."""
+    return ITEMS_URL_PREFIX + urllib.parse.quote(file_name)
+
+
+def items_file(xml: str) -> str | None:
+    """The items file a taxonomy config loads through ``apiUrl``, or None when the tree is inline."""
+    control = _control(xml)
+    url = control.get("apiUrl") if control is not None else None
+    if not url:
+        return None
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["d"][0]
+
+
+def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI,
+                    items_url: str | None = None) -> str:
+    """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``.
+
+    ``items_url`` (taxonomy only): load the tree from there (``taxonomy_items`` as JSON) instead of
+    inlining it as nested ``<Choice>`` tags.
+    """
     if ui not in UIS:
         raise UserError(f"--ui {ui!r}: expected one of {', '.join(UIS)}")
     if not shortlist:
         raise UserError("shortlist.txt is empty: run `bench sample` to build the coding shortlist")
-    rows = _titles(shortlist, catalogue)
     # Side by side: the note scrolls on the left, the picker stays in view on the right (a long note
     # above the picker would make coders scroll past every page of it to reach the codes).
     view = ET.Element("View", style="display: flex; gap: 16px; align-items: flex-start")
@@ -82,18 +139,16 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
                       placeholder="Search codes: number or words")
         picker = ET.SubElement(side, "Choices", name=CONTROL, toName="text", choice="multiple",
                                showInline="false", required="false")
-        for row in rows.itertuples(index=False):
+        for row in _titles(shortlist, catalogue).itertuples(index=False):
             ET.SubElement(picker, "Choice", value=_label(row.code, row.title), alias=row.code)
     else:
         picker = ET.SubElement(side, "Taxonomy", name=CONTROL, toName="text", leafsOnly="true",
                                showFullPath="false", placeholder="Search codes: number or words",
                                minWidth="320px", dropdownWidth="560px")
-        for chapter, in_chapter in rows.groupby("chapter", sort=True):
-            chapter_el = ET.SubElement(picker, "Choice", value=chapter)
-            for category, in_category in in_chapter.groupby("category", sort=True):
-                category_el = ET.SubElement(chapter_el, "Choice", value=category)
-                for row in in_category.itertuples(index=False):
-                    ET.SubElement(category_el, "Choice", value=_label(row.code, row.title), alias=row.code)
+        if items_url:
+            picker.set("apiUrl", items_url)
+        else:
+            _nest(picker, taxonomy_items(shortlist, catalogue))
     flag = ET.SubElement(side, "Choices", name="insufficient_documentation", toName="text", choice="single")
     ET.SubElement(flag, "Choice", value="Insufficient documentation to code this note", alias="yes")
     ET.SubElement(side, "TextArea", name="comment", toName="text", placeholder="Comment (optional)",
@@ -101,10 +156,37 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     return ET.tostring(view, encoding="unicode")
 
 
-def choice_codes(xml: str) -> list[str]:
-    """The codes a config offers in its ``codes`` control (leaf aliases), in config order."""
-    root = ET.fromstring(xml)
-    control = next((el for el in root.iter() if el.get("name") == CONTROL), None)
+def _nest(parent: ET.Element, items: list[dict[str, Any]]) -> None:
+    for item in items:
+        element = ET.SubElement(parent, "Choice", value=item["value"])
+        if "alias" in item:
+            element.set("alias", item["alias"])
+        _nest(element, item.get("children", []))
+
+
+def _control(xml: str) -> ET.Element | None:
+    return next((el for el in ET.fromstring(xml).iter() if el.get("name") == CONTROL), None)
+
+
+def _leaves(items: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for item in items:
+        children = item.get("children")
+        out += _leaves(children) if children else [item.get("alias") or item["value"]]
+    return out
+
+
+def choice_codes(xml: str, items: list[dict[str, Any]] | None = None) -> list[str]:
+    """The codes a config offers in its ``codes`` control (leaf aliases), in config order.
+
+    A taxonomy that loads its tree from a URL offers what its items file holds: pass that file's
+    parsed JSON as ``items`` (``items_file(xml)`` names it).
+    """
+    control = _control(xml)
     if control is None:
         return []
+    if control.get("apiUrl"):
+        if items is None:
+            raise ValueError("this config loads its codes from apiUrl: pass the items file's JSON")
+        return _leaves(items)
     return [el.get("alias") or el.get("value", "") for el in control.iter("Choice") if len(el) == 0]

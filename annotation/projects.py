@@ -30,6 +30,16 @@ is detected by comparing the server's task count with the record; the project's 
 back from the server before anything else is imported, so nothing is imported twice. The config of a
 project that already has annotations is never changed unless ``--force`` (then with a warning).
 
+**The taxonomy's items file.** On the study's own server (``bench labelstudio start``) the taxonomy
+picker loads its code tree from ``<server data dir>/files/picker/taxonomy-<sha256>.json``, served by Label
+Studio itself (``annotation.config`` explains why this is the fast page). The name is the hash of the
+content, so one server can hold several studies, and a changed shortlist is a changed config (which the
+annotation guard above sees). Label Studio serves that folder only to users of a project with a
+local-files storage on it, so each project gets one, with a file filter that matches nothing (a "Sync"
+in the UI imports no tasks from it). On a server named by ``--url`` we cannot write to its disk, so the
+tree is inlined as nested ``<Choice>`` tags (slower page, same results). A project first set up with the
+inline tree keeps it on a re-run (same codes, so nothing to change).
+
 Task data is exactly ``{"text", "hadm_id", "sample_index"}``: reference codes never enter Label Studio.
 """
 
@@ -47,15 +57,18 @@ import pandas as pd
 
 from annotation.accounts import Coder
 from annotation.client import Connection
-from annotation.config import labeling_config
+from annotation.config import items_url, labeling_config, taxonomy_items
+from annotation.server import files_dir
 from benchmark import study as study_mod
 from benchmark.errors import UserError
-from benchmark.io import atomic_write_text, sha256_bytes
+from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
 from benchmark.predictions import read_predictions
 from benchmark.sampling import read_sample
 from benchmark.study import Study
 
 PROJECTS_FILE = "projects.json"
+ITEMS_DIR = "picker"  # under the server's files folder: the local-files storage root of every project
+MATCH_NOTHING = "(?!)"  # the storage's file filter: a sync in the UI must never import the items as tasks
 BATCH_SIZE = 100
 INSTRUCTIONS = (
     "<p>Assign every ICD-9-CM code (diagnoses and procedures) that this discharge summary supports, "
@@ -193,6 +206,11 @@ def setup_projects(
     sample, shortlist = read_sample(study), read_shortlist(study)
     catalogue = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title", "category", "chapter"])
     config = labeling_config(shortlist, catalogue, ui)
+    kept_shas = {sha256_bytes(config.encode("utf-8"))}  # an existing project with this config is left as is
+    items_folder = None
+    if ui == "taxonomy" and conn.local_dir is not None:
+        items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
+        config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"))
     config_sha = sha256_bytes(config.encode("utf-8"))
     payloads = task_data(study, sample)
     emails = [c.email for c in coders]
@@ -206,8 +224,11 @@ def setup_projects(
     summary = SetupSummary(projects=[])
     for arm, shares in arms:
         for coder in coders:
-            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, assist, force, summary)
+            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, kept_shas, assist, force,
+                                    summary)
             save_state(data_dir, state)
+            if items_folder is not None and entry["config_sha256"] == config_sha:
+                ensure_items_storage(conn, entry["id"], items_folder)
             wanted = [payloads[i] for i in shares[coder.email]]
             _import_missing(conn, data_dir, state, entry, wanted, arm, assist, predicted, ui, catalogue,
                             force, batch_size, progress, summary)
@@ -224,8 +245,39 @@ def setup_projects(
     return summary
 
 
+def write_items(server_dir: Path, items: list[dict[str, Any]]) -> tuple[Path, str]:
+    """Write the taxonomy items JSON into the local server's served folder; return (folder, file name)."""
+    data = json.dumps(items, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    folder = files_dir(server_dir) / ITEMS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"taxonomy-{sha256_bytes(data)[:16]}.json"
+    if not (folder / name).exists():
+        atomic_write_bytes(folder / name, data)
+    return folder, name
+
+
+def ensure_items_storage(conn: Connection, project_id: int, folder: Path) -> None:
+    """Give the project a local-files storage on ``folder``: Label Studio's permission to serve the items."""
+    from label_studio_sdk.core.api_error import ApiError
+
+    storages = conn.client.import_storage.local
+    if any(getattr(s, "path", None) == str(folder) for s in storages.list(project=project_id)):
+        return
+    try:
+        storages.create(project=project_id, path=str(folder), regex_filter=MATCH_NOTHING, use_blob_urls=True,
+                        title="code picker items (do not sync)")
+    except ApiError as exc:
+        errors = exc.body.get("validation_errors") if isinstance(exc.body, dict) else None
+        reason = " ".join(str(m) for ms in (errors or {}).values() for m in (ms if isinstance(ms, list) else [ms]))
+        raise UserError(f"Label Studio at {conn.url} refused to serve the code picker's items from {folder} "
+                        f"({(reason or str(exc.body))[:200]}); a server started by an older coding-bench does "
+                        f"not serve them: restart it with `bench labelstudio stop` and `bench labelstudio start`"
+                        ) from None
+
+
 def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: str, ui: str, config: str,
-                    config_sha: str, assist: str | None, force: bool, summary: SetupSummary) -> dict[str, Any]:
+                    config_sha: str, kept_shas: set[str], assist: str | None, force: bool,
+                    summary: SetupSummary) -> dict[str, Any]:
     """The state entry of (coder, arm): created, or checked and updated on the server."""
     from label_studio_sdk.core.api_error import ApiError
 
@@ -255,7 +307,7 @@ def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: 
                  "config_sha256": config_sha, "assist_run": assist, "task_ids": []}
         state["projects"].append(entry)
         return entry
-    if entry.get("config_sha256") != config_sha:
+    if entry.get("config_sha256") != config_sha and entry.get("config_sha256") not in kept_shas:
         n_annotations = int(getattr(project, "total_annotations_number", 0) or 0)
         if n_annotations and not force:
             raise UserError(f"project {entry['id']} ({coder.email}, {arm}) already has {n_annotations} "

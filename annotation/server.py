@@ -11,6 +11,11 @@ cannot share the project's venv; DESIGN.md §7). What this module guarantees, an
   ``username``, ``password``) before the server sees them; nothing here prints them.
 - **Verified, not assumed.** A busy port makes Label Studio silently move to the next one, so after the
   start we check ``/health`` *and* that ``whoami`` with our token answers as our admin at our URL.
+- **One served folder.** Local-file serving is on, rooted at ``<data dir>/files`` and nowhere else: the
+  taxonomy picker loads its code tree from there as JSON (``annotation.config``), which is what makes the
+  coder's page fast. Label Studio serves a file there only to signed-in users, and only under a folder
+  that a project of theirs has as local-files storage (``annotation.projects`` adds one per project); the
+  folder holds the code list only, which every coder sees anyway.
 - **Stoppable.** The server runs in its own session (process group); ``stop`` sends SIGTERM to that group
   (the server stops within ~2 s) and SIGKILL only if it lingers. The pid lives in ``<data dir>/server.pid``.
 
@@ -40,6 +45,7 @@ FIRST_START_TIMEOUT_S = 300.0  # ~20 s measured on an idle 2-core machine; sever
 ADMIN_EMAIL = "admin@coding-bench.local"
 CREDENTIALS = "credentials"
 PID_FILE = "server.pid"
+FILES_DIR = "files"  # the one folder Label Studio serves from disk (LOCAL_FILES_DOCUMENT_ROOT)
 LOG_FILE = "server.log"
 
 
@@ -102,6 +108,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def files_dir(data_dir: Path) -> Path:
+    """The folder the local server serves at ``/data/local-files/?d=<name>`` (created on start)."""
+    return Path(data_dir).resolve() / FILES_DIR
+
+
 def server_env(data_dir: Path, creds: Credentials) -> dict[str, str]:
     """The whole environment of the server process: nothing inherited from the caller (``env -i``)."""
     data_dir = Path(data_dir).resolve()
@@ -122,6 +133,8 @@ def server_env(data_dir: Path, creds: Credentials) -> dict[str, str]:
         "FRONTEND_SENTRY_DSN": "",
         "LATEST_VERSION_CHECK": "false",
         "COLLECT_ANALYTICS": "false",
+        "LOCAL_FILES_SERVING_ENABLED": "true",
+        "LOCAL_FILES_DOCUMENT_ROOT": str(files_dir(data_dir)),
     }
 
 
@@ -193,6 +206,7 @@ def start(data_dir: Path, port: int | None = None, timeout: float = FIRST_START_
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
+    files_dir(data_dir).mkdir(exist_ok=True)
     current = status(data_dir)
     creds = read_credentials(data_dir)
     if current.running and creds is not None:

@@ -7,8 +7,15 @@ study to the data contract, and measures:
 
 - setup: coder accounts (2) + projects + 508 task imports, i.e. what `bench setup-labelstudio` does;
 - page ready in headless Chromium, signed in as a coder: navigation until the picker is usable, for the
-  taxonomy and the choices picker over the full shortlist. The same run's reference figure is the same
-  page with a 3-code config (the floor: Label Studio's own app load on this machine right now).
+  taxonomy with its tree loaded from the served items file (the default), the taxonomy with the tree
+  inlined as nested <Choice> tags (what a server named by --url gets), and the flat choices list, all
+  over the full shortlist. Each navigation starts from about:blank, so the previous page's teardown is
+  not counted. The same run's reference figure is the same page with a 3-code config (the floor: Label
+  Studio's own app load on this machine right now), measured cold (first visit after sign-in, empty
+  script cache) and warm, through the data manager (`/projects/N/data?task=T`) and the label stream
+  (`?labeling=1`), and the coder's own project from the setup (254 tasks, the default picker) through
+  both entry points, with a breakdown (HTML, scripts run, API answers, long tasks), and once right after
+  the choices page without about:blank in between (the teardown of its ~33,000 nodes is then counted).
 """
 
 from __future__ import annotations
@@ -23,12 +30,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pandas as pd  # noqa: E402
+import requests  # noqa: E402
 
 from annotation import server  # noqa: E402
 from annotation.accounts import ensure_coders, set_passwords  # noqa: E402
 from annotation.client import connect  # noqa: E402
-from annotation.config import labeling_config  # noqa: E402
-from annotation.projects import read_shortlist, setup_projects, task_data  # noqa: E402
+from annotation.config import items_url, labeling_config, taxonomy_items  # noqa: E402
+from annotation.projects import (ITEMS_DIR, ensure_items_storage, read_shortlist, setup_projects,  # noqa: E402
+                                 task_data, write_items)
 from benchmark.sampling import read_sample  # noqa: E402
 from benchmark.study import Study  # noqa: E402
 from tests.fixtures_browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
@@ -64,13 +73,33 @@ def main() -> None:
         t3 = time.perf_counter()
         rerun = setup_projects(study, conn, coders, progress=False)
         print(f"re-run (nothing to do): {time.perf_counter() - t3:.1f} s ({rerun.imported} imported)")
-        measure_pages(conn, study, emails[0], args.repeats)
+        (own,) = [p for p in summary.projects if p["coder"] == emails[0]]
+        measure_pages(conn, study, emails[0], args.repeats, own)
     finally:
         if args.data_dir is None:
             server.stop(data_dir)
 
 
-def measure_pages(conn, study: Study, email: str, repeats: int) -> None:
+# Navigation timing, API answers and long tasks of the page just loaded (a PerformanceObserver installed
+# before any script of the page runs, so it sees the app's first long tasks too).
+LONG_TASKS = ("window.__longTasks = []; try { new PerformanceObserver(l => { for (const e of l.getEntries()) "
+              "window.__longTasks.push(e.duration) }).observe({type: 'longtask', buffered: true}) } catch (e) {}")
+BREAKDOWN = """() => {
+  const nav = performance.getEntriesByType('navigation')[0];
+  const res = performance.getEntriesByType('resource');
+  const api = res.filter(r => r.initiatorType === 'fetch' || r.initiatorType === 'xmlhttprequest');
+  const js = res.filter(r => r.name.split('?')[0].endsWith('.js'));
+  return {html: nav.responseEnd, dcl: nav.domContentLoadedEventEnd,
+          api_done: Math.max(0, ...api.map(r => r.responseEnd)), n_api: api.length,
+          js_mb: js.reduce((a, r) => a + r.decodedBodySize, 0) / 1e6,
+          js_transferred_mb: js.reduce((a, r) => a + r.transferSize, 0) / 1e6,
+          long_ms: window.__longTasks.reduce((a, d) => a + d, 0), n_long: window.__longTasks.length,
+          nodes: document.getElementsByTagName('*').length};
+}"""
+
+
+def measure_pages(conn, study: Study, email: str, repeats: int, own: dict) -> None:
+    """Page-ready figures; ``own`` is the coder's real project from the setup (254 tasks, default picker)."""
     from playwright.sync_api import sync_playwright
 
     password = "Perf-Secret-123"
@@ -78,39 +107,87 @@ def measure_pages(conn, study: Study, email: str, repeats: int) -> None:
     shortlist = read_shortlist(study)
     catalogue = pd.read_parquet(study.codes)
     note = task_data(study, read_sample(study)[:1])[0]
-    urls = {}
-    for name, codes, ui in (("floor (3 codes)", shortlist[:3], "choices"), ("taxonomy", shortlist, "taxonomy"),
-                            ("choices", shortlist, "choices")):
-        project = conn.client.projects.create(title=f"perf {name}", label_config=labeling_config(codes, catalogue, ui))
+    folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
+    variants = (("floor (3 codes)", shortlist[:3], "choices", None),
+                ("taxonomy, items file", shortlist, "taxonomy", items_url(f"{ITEMS_DIR}/{name}")),
+                ("taxonomy, inline", shortlist, "taxonomy", None),
+                ("choices", shortlist, "choices", None))
+    pages = {}
+    for label, codes, ui, items in variants:
+        config = labeling_config(codes, catalogue, ui, items_url=items)
+        project = conn.client.projects.create(title=f"perf {label}", label_config=config)
+        if items:
+            ensure_items_storage(conn, project.id, folder)
         task_id = conn.client.projects.import_tasks(project.id, request=[{"data": note}], return_task_ids=True).task_ids[0]
-        urls[name] = (f"{conn.url}/projects/{project.id}/data?tab=0&task={task_id}", ui, codes[-1])
+        pages[label] = (f"{conn.url}/projects/{project.id}/data?tab=0&task={task_id}", ui, codes[-1])
+    floor_url = pages["floor (3 codes)"][0]
+    pages["floor, label stream"] = (floor_url.split("?")[0] + "?labeling=1", "choices", shortlist[2])
+    own_url = f"{conn.url}/projects/{own['id']}/data"
+    pages[f"coder's project ({len(own['task_ids'])} tasks)"] = (f"{own_url}?tab=0&task={own['task_ids'][0]}",
+                                                                  "taxonomy", shortlist[-1])
+    pages["coder's project, label stream"] = (f"{own_url}?labeling=1", "taxonomy", shortlist[-1])
+
+    def ready(page, ui: str, last: str) -> None:
+        if ui == "taxonomy":  # rendered only once the items are there (a spinner stands in while loading)
+            page.locator(".htx-taxonomy").first.wait_for(state="visible", timeout=180_000)
+        else:
+            page.locator(f'input[placeholder="{SEARCH_PLACEHOLDER}"]').wait_for(timeout=180_000)
+            page.get_by_text(last, exact=False).first.wait_for(state="attached", timeout=180_000)
+
+    def visit(page, label: str, from_blank: bool = True) -> tuple[float, dict]:
+        url, ui, last = pages[label]
+        if from_blank:
+            page.goto("about:blank")  # the previous page's teardown is not this page's load
+        started = time.perf_counter()
+        page.goto(url)
+        ready(page, ui, last)
+        return time.perf_counter() - started, page.evaluate(BREAKDOWN)
+
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        context.add_init_script(LONG_TASKS)
+        page = context.new_page()
         page.goto(f"{conn.url}/user/login/")
         page.fill("input[name=email]", email)
         page.fill("input[name=password]", password)
         page.click("button[type=submit], input[type=submit]")
         page.wait_for_url(lambda u: "/user/login" not in u)
-        times: dict[str, list[float]] = {name: [] for name in urls}
-        nodes: dict[str, int] = {}
+        page.wait_for_load_state("networkidle")
+        cold = visit(page, "floor (3 codes)")  # the app's scripts are not in the cache yet
+        times: dict[str, list[float]] = {label: [] for label in pages}
+        details: dict[str, list[dict]] = {label: [] for label in pages}
         for _ in range(repeats):
-            for name, (url, ui, last) in urls.items():
-                t = time.perf_counter()
-                page.goto(url)
-                if ui == "taxonomy":
-                    page.locator(".htx-taxonomy").first.wait_for(state="visible", timeout=180_000)
-                else:
-                    page.locator(f'input[placeholder="{SEARCH_PLACEHOLDER}"]').wait_for(timeout=180_000)
-                    page.get_by_text(last, exact=False).first.wait_for(state="attached", timeout=180_000)
-                times[name].append(time.perf_counter() - t)
-                nodes[name] = page.evaluate("document.getElementsByTagName('*').length")
+            for label in pages:
+                seconds, detail = visit(page, label)
+                times[label].append(seconds)
+                details[label].append(detail)
+        visit(page, "choices")
+        after_choices = visit(page, "floor (3 codes)", from_blank=False)  # what the earlier script measured
         browser.close()
+    with requests.get(f"{conn.url}/react-app/main.js", timeout=30) as response:
+        headers = response.headers
+    print(f"static scripts: Cache-Control {headers.get('Cache-Control', 'none')!r}, Content-Encoding "
+          f"{headers.get('Content-Encoding', 'none')!r}, Vary {headers.get('Vary', 'none')!r} (cached by "
+          f"Last-Modified heuristics; a changed session cookie makes the page fetch them again)")
+    _print_breakdown("floor, first visit (cold)", cold[0], cold[1])
+    for label in ("floor (3 codes)", "floor, label stream"):
+        i = times[label].index(statistics.median(times[label])) if repeats % 2 else 0
+        _print_breakdown(f"{label} (median run)", times[label][i], details[label][i])
+    _print_breakdown("floor right after the choices page (its teardown counted)", *after_choices)
     floor = statistics.median(times["floor (3 codes)"])
-    for name, values in times.items():
+    for label, values in times.items():
         med = statistics.median(values)
-        print(f"page ready, {name:<16}: median {med:5.2f} s (runs {', '.join(f'{v:.2f}' for v in values)}), "
-              f"{nodes[name]:>6} DOM nodes, {med - floor:+.2f} s over the floor")
+        nodes = details[label][-1]["nodes"]
+        print(f"page ready, {label:<30}: median {med:5.2f} s (runs {', '.join(f'{v:.2f}' for v in values)}), "
+              f"{nodes:>6} DOM nodes, {med - floor:+.2f} s over the floor")
+
+
+def _print_breakdown(label: str, seconds: float, d: dict) -> None:
+    print(f"breakdown, {label}: ready {seconds:.2f} s; HTML {d['html'] / 1e3:.2f} s, scripts run (DOMContentLoaded) "
+          f"{d['dcl'] / 1e3:.2f} s, last of {d['n_api']} API answers {d['api_done'] / 1e3:.2f} s; "
+          f"{d['js_mb']:.1f} MB JS ({d['js_transferred_mb']:.1f} MB over the wire); "
+          f"{d['n_long']} long tasks, {d['long_ms'] / 1e3:.2f} s")
 
 
 if __name__ == "__main__":

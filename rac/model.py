@@ -48,6 +48,7 @@ class RACConfig:
     kernel: int = 10  # convolution width (note and title convolutions)
     dropout: float = 0.1
     per_code_w3: bool = False  # paper: one shared W3 in R^{d x 1}; True gives each code its own vector
+    identity_convs: bool = False  # start every convolution as the identity (see ``RAC.identity_init``)
 
 
 def cpu_training(x: torch.Tensor) -> bool:
@@ -95,6 +96,18 @@ class MaskedConv1d(nn.Module):
         super().__init__()
         self.kernel = kernel
         self.conv = nn.Conv1d(d, d, kernel)
+
+    @torch.no_grad()
+    def identity_(self, noise: float) -> None:
+        """Weights that copy each position's input (tap (k-1)//2 reads position l itself), plus N(0, noise^2).
+
+        The output is then tanh(x) at every real position, up to the noise; the bias starts at zero.
+        """
+        w = self.conv.weight  # [d_out, d_in, k]
+        w.zero_()
+        w[:, :, (self.kernel - 1) // 2] = torch.eye(w.shape[0], w.shape[1])
+        w.add_(torch.randn_like(w), alpha=noise)
+        self.conv.bias.zero_()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         k, (b, n, d), w = self.kernel, x.shape, self.conv.weight
@@ -157,6 +170,8 @@ class RAC(nn.Module):
             self.b3 = nn.Parameter(torch.zeros(c.n_codes))
         else:
             self.out = nn.Linear(c.d, 1)
+        if c.identity_convs:
+            self.identity_init()
         if embeddings is not None:
             if tuple(embeddings.shape) != (c.vocab_size, c.d):
                 raise ValueError(f"embeddings are {tuple(embeddings.shape)}; expected ({c.vocab_size}, {c.d})")
@@ -164,6 +179,34 @@ class RAC(nn.Module):
                 for table in (self.embed, self.title_embed):
                     table.weight.copy_(embeddings)
                     table.weight[PAD_ID].zero_()  # pad vectors stay zero (padding_idx also freezes them)
+
+    @torch.no_grad()
+    def identity_init(self, noise: float = 0.01) -> None:
+        """Start each convolution as (almost) the identity: ``MaskedConv1d.identity_`` on all three.
+
+        With PyTorch's default (random) initialisation the note reader and the title encoder start as two
+        unrelated random maps of the same word2vec space, so a title cannot attend to its own words until both
+        have been learned, and a small model trained for a few epochs only learns the code-frequency prior
+        (measured on the demo corpus; perf/RESULTS.md). Identity convolutions keep word2vec's geometry on both
+        sides at the start: a code's title vector is then already close to the note positions that use its
+        words. The paper does not state its initialisation; the ``paper`` preset keeps PyTorch's default.
+        """
+        for conv in (*self.convs, self.title_conv):
+            conv.identity_(noise)
+
+    @torch.no_grad()
+    def init_output_bias(self, code_frequency: torch.Tensor) -> None:
+        """Set the output bias to the log-odds of each code's training frequency (``code_frequency`` in (0, 1)).
+
+        The network then starts at the code-frequency prior instead of at sigmoid(0) = 0.5 for thousands of
+        codes, and its first steps go to the evidence rather than to pushing every logit down (with the
+        shared W3, whose bias is one number, to the log-odds of the mean frequency).
+        """
+        logit = torch.logit(code_frequency.double()).float()
+        if self.config.per_code_w3:
+            self.b3.copy_(logit)
+        else:
+            self.out.bias.fill_(torch.logit(code_frequency.double().mean()).item())
 
     # ---- coder -------------------------------------------------------------------------------------------
     def encode_titles(self, title_tokens: torch.Tensor) -> torch.Tensor:

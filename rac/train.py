@@ -126,6 +126,19 @@ def build_model(cfg: TrainConfig, data: RunData, device: torch.device) -> RAC:
     return model.to(device)
 
 
+def code_frequency(notes: EncodedNotes, n_codes: int) -> torch.Tensor:
+    """Each code's share of training notes, smoothed to (0, 1): (count + 0.5) / (notes + 1).
+
+    >>> notes = EncodedNotes(np.zeros(3), [], [], [], [], [np.array([0]), np.array([0, 1]), np.array([0])])
+    >>> code_frequency(notes, 3).tolist()
+    [0.875, 0.375, 0.125]
+    """
+    counts = np.zeros(n_codes)
+    for labels in notes.labels:
+        counts[labels] += 1
+    return torch.from_numpy((counts + 0.5) / (len(notes.labels) + 1))
+
+
 # ---- metrics (the ones training decides on; `bench evaluate` has the full set) --------------------------------
 def _multi_hot(labels: list[np.ndarray], n_codes: int) -> np.ndarray:
     y = np.zeros((len(labels), n_codes), dtype=bool)
@@ -283,6 +296,8 @@ def _train(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, dev
     title_ids = data.titles.to(device)
 
     model = build_model(cfg, data, device)
+    if cfg.prior_bias:
+        model.init_output_bias(code_frequency(notes, n_codes).to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     swa = AveragedModel(model)
     sampler = BucketSampler(notes.lengths, cfg.augment_copies, cfg.global_batch, cfg.batch_per_rank, rank, world,

@@ -20,7 +20,7 @@ import requests
 from annotation import server as ls_server
 from annotation.accounts import coder_token, ensure_coders, read_coders, set_passwords
 from annotation.client import check_server, connect
-from annotation.config import choice_codes
+from annotation.config import choice_codes, items_file
 from annotation.projects import load_state, read_shortlist, setup_projects
 from benchmark import cli
 from benchmark.errors import UserError
@@ -69,15 +69,32 @@ def test_508_tasks_one_project_per_coder(ls_study: Study) -> None:
     assert len(state["tasks"]) == 508
 
 
+def _offered(conn, config: str) -> tuple[list[str], str]:
+    """The codes a project's config offers, and the text that carries them (the items file, if it loads one)."""
+    name = items_file(config)
+    if name is None:
+        return choice_codes(config), config
+    text = (ls_server.files_dir(conn.local_dir) / name).read_text(encoding="utf-8")
+    return choice_codes(config, json.loads(text)), text
+
+
 def test_config_offers_exactly_the_shortlist(ls_study: Study) -> None:
     conn = _admin(ls_study)
     shortlist = read_shortlist(ls_study)
     for entry in load_state(ls_study.labelstudio_dir)["projects"]:
         config = conn.client.projects.get(entry["id"]).label_config
-        codes = choice_codes(config)
+        assert items_file(config) is not None  # the local server's taxonomy loads its tree from the items file
+        codes, _ = _offered(conn, config)
         assert len(codes) == len(shortlist)
         assert set(codes) == set(shortlist)
         assert 'name="comment"' in config and 'name="insufficient_documentation"' in config
+        assert "127.0.0.1" not in config  # host- and port-free: survives a restart on another port
+        storages = conn.client.import_storage.local.list(project=entry["id"])
+        assert [s.path for s in storages] == [str(ls_server.files_dir(conn.local_dir) / "picker")]
+        served = requests.get(f"{conn.url}/data/local-files/?d={items_file(config)}", timeout=30,
+                              headers={"Authorization": f"Token {conn.creds.api_key}"})
+        assert served.ok and choice_codes(config, served.json()) == codes
+        assert requests.get(f"{conn.url}/data/local-files/?d={items_file(config)}", timeout=30).status_code == 401
 
 
 def test_no_reference_codes_enter_label_studio(ls_study: Study) -> None:
@@ -86,9 +103,9 @@ def test_no_reference_codes_enter_label_studio(ls_study: Study) -> None:
     shortlist = set(read_shortlist(ls_study))
     off_list = set(refs["code"]) - shortlist
     for entry in load_state(ls_study.labelstudio_dir)["projects"]:
-        config = conn.client.projects.get(entry["id"]).label_config
-        assert not off_list & set(choice_codes(config))          # only the shortlist is in the picker
-        assert not [c for c in off_list if f'"{c}"' in config or f'"{c} ' in config]
+        codes, text = _offered(conn, conn.client.projects.get(entry["id"]).label_config)
+        assert not off_list & set(codes)                          # only the shortlist is in the picker
+        assert not [c for c in off_list if f'"{c}"' in text or f'"{c} ' in text]
         for task in _tasks(conn, entry["id"]):
             assert set(task.data) == {"text", "hadm_id", "sample_index"}  # no code fields at all
 
@@ -162,6 +179,30 @@ def test_annotation_as_coder_is_pulled_with_identity_even_after_restart(ls_study
     assert ann["completed_by"] == coder.id and ann["lead_time"] == 42.0
     assert annotated[0]["coding_bench"]["coder"] == coder.email
     assert list(ls_study.exports_dir.glob("*-project-*.json"))  # raw responses archived
+
+
+def test_existing_server_gets_the_inline_tree_and_keeps_it(annotation_study: Path, labelstudio_server, tmp_path,
+                                                          monkeypatch) -> None:
+    """A server named by --url: we cannot write to its disk, so the tree is inlined; a later local re-run keeps it."""
+    root = tmp_path / "study"
+    shutil.copytree(annotation_study, root)
+    attach_study(root, labelstudio_server)
+    study = Study(root)
+    coders, _ = ensure_coders(connect(study.labelstudio_dir), study.labelstudio_dir, ["url@example.org"],
+                              simulated=True)
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio_server.api_key)
+    remote = connect(study.labelstudio_dir, labelstudio_server.url)
+    assert remote.local_dir is None
+    setup_projects(study, remote, coders, progress=False)
+    (entry,) = load_state(study.labelstudio_dir)["projects"]
+    config = remote.client.projects.get(entry["id"]).label_config
+    assert items_file(config) is None and len(choice_codes(config)) == len(read_shortlist(study))
+    assert not remote.client.import_storage.local.list(project=entry["id"])
+
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY")
+    summary = setup_projects(study, connect(study.labelstudio_dir), coders, progress=False)
+    assert summary.imported == 0 and summary.already_there == 508
+    assert remote.client.projects.get(entry["id"]).label_config == config
 
 
 def test_interrupted_import_resumes_without_duplicates(annotation_study: Path, labelstudio_server, tmp_path,

@@ -179,3 +179,33 @@ def test_empty_note_and_bad_embeddings():
         assert torch.isfinite(model(tokens, mask, titles)).all()
     with pytest.raises(ValueError, match="expected"):
         RAC(TINY, embeddings=torch.zeros(TINY.vocab_size + 1, TINY.d))
+
+
+@pytest.mark.parametrize("grad", [False, True])  # both convolution code paths (oneDNN and unfold + GEMM)
+def test_identity_convolutions_copy_their_input(grad: bool):
+    config = RACConfig(**{**TINY.__dict__, "identity_convs": True})
+    model = make_model(config)
+    for conv in (*model.convs, model.title_conv):
+        conv.identity_(noise=0.0)
+    tokens, mask = make_batch([40, 11], 40, config.vocab_size)
+    x = model.embed(tokens) * mask.unsqueeze(-1)
+    with torch.set_grad_enabled(grad):
+        out = model.title_conv(x, mask)
+    torch.testing.assert_close(out, torch.tanh(x), rtol=1e-5, atol=1e-6)
+    # with the default noise the model starts close to, not at, the identity (symmetry stays broken)
+    noisy = make_model(config).title_conv.conv.weight
+    assert 0 < (noisy[:, :, (config.kernel - 1) // 2] - torch.eye(config.d)).abs().max() < 0.1
+
+
+@pytest.mark.parametrize("per_code_w3", [False, True])
+def test_output_bias_starts_at_the_code_frequency(per_code_w3: bool):
+    config = RACConfig(**{**TINY.__dict__, "per_code_w3": per_code_w3})
+    model = make_model(config)
+    frequency = torch.linspace(0.01, 0.5, config.n_codes)
+    model.init_output_bias(frequency)
+    with torch.no_grad():  # a zero W3 leaves only the bias: the prior itself
+        (model.w3 if per_code_w3 else model.out.weight).zero_()
+        tokens, mask = make_batch([40, 7], 40, config.vocab_size)
+        probs = torch.sigmoid(model(tokens, mask, model.encode_titles(make_titles(config))))
+    expected = frequency if per_code_w3 else frequency.mean().expand(config.n_codes)
+    torch.testing.assert_close(probs, expected.expand_as(probs), rtol=1e-5, atol=1e-6)

@@ -39,8 +39,10 @@ is changed only with --force.""")
                    help="split: disjoint shares (default); overlap:K: K notes for every coder, the rest "
                         "split; all: every coder codes every note")
     p.add_argument("--ui", choices=("choices", "taxonomy"), default=None,
-                   help="code picker: taxonomy (chapter > category > code with search; default, the faster "
-                        "page) or choices (the paper's flat list with a search filter)")
+                   help="code picker: taxonomy (chapter > category > code with search; default, the fast "
+                        "page: on the study's local server its tree is a JSON file that Label Studio serves; on "
+                        "a server named by --url it is inlined in the config, a slower page) or choices (the "
+                        "paper's flat list with a search filter, the slowest page)")
     p.add_argument("--assist", metavar="RUN", default=None,
                    help="also create a computer-assisted arm: separate projects whose tasks carry RUN's "
                         "predicted codes as pre-annotations")
