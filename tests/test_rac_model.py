@@ -108,8 +108,9 @@ def test_label_softmax_is_fp32_under_bf16_autocast(monkeypatch: pytest.MonkeyPat
     torch.testing.assert_close(torch.sigmoid(logits.float()), reference, atol=0.05, rtol=0)
 
 
-def test_training_and_inference_kernels_agree():
+def test_training_and_inference_kernels_agree(monkeypatch: pytest.MonkeyPatch):
     """CPU training uses unfold + GEMM convolutions and explicit attention; inference oneDNN and fused SDPA."""
+    monkeypatch.setattr(rac.model, "EXPLICIT_MIN_D", 1)  # the explicit paths at TINY's width too
     model = make_model()  # eval: no dropout, so both paths compute the same function
     title_tokens = make_titles(TINY)
     tokens, mask = make_batch([40, 13], 40, TINY.vocab_size)
@@ -182,7 +183,8 @@ def test_empty_note_and_bad_embeddings():
 
 
 @pytest.mark.parametrize("grad", [False, True])  # both convolution code paths (oneDNN and unfold + GEMM)
-def test_identity_convolutions_copy_their_input(grad: bool):
+def test_identity_convolutions_copy_their_input(grad: bool, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(rac.model, "EXPLICIT_MIN_D", 1)
     config = RACConfig(**{**TINY.__dict__, "identity_convs": True})
     model = make_model(config)
     for conv in (*model.convs, model.title_conv):
