@@ -206,7 +206,7 @@ def setup_projects(
     sample, shortlist = read_sample(study), read_shortlist(study)
     catalogue = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title", "category", "chapter"])
     config = labeling_config(shortlist, catalogue, ui)
-    kept_shas = {sha256_bytes(config.encode("utf-8"))}  # an existing project with this config is left as is
+    inline_sha = sha256_bytes(config.encode("utf-8"))  # a project set up with the inline tree keeps it
     items_folder = None
     if ui == "taxonomy" and conn.local_dir is not None:
         items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
@@ -224,7 +224,7 @@ def setup_projects(
     summary = SetupSummary(projects=[])
     for arm, shares in arms:
         for coder in coders:
-            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, kept_shas, assist, force,
+            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, inline_sha, assist, force,
                                     summary)
             save_state(data_dir, state)
             if items_folder is not None and entry["config_sha256"] == config_sha:
@@ -276,7 +276,7 @@ def ensure_items_storage(conn: Connection, project_id: int, folder: Path) -> Non
 
 
 def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: str, ui: str, config: str,
-                    config_sha: str, kept_shas: set[str], assist: str | None, force: bool,
+                    config_sha: str, inline_sha: str, assist: str | None, force: bool,
                     summary: SetupSummary) -> dict[str, Any]:
     """The state entry of (coder, arm): created, or checked and updated on the server."""
     from label_studio_sdk.core.api_error import ApiError
@@ -307,7 +307,7 @@ def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: 
                  "config_sha256": config_sha, "assist_run": assist, "task_ids": []}
         state["projects"].append(entry)
         return entry
-    if entry.get("config_sha256") != config_sha and entry.get("config_sha256") not in kept_shas:
+    if entry.get("config_sha256") not in (config_sha, inline_sha):
         n_annotations = int(getattr(project, "total_annotations_number", 0) or 0)
         if n_annotations and not force:
             raise UserError(f"project {entry['id']} ({coder.email}, {arm}) already has {n_annotations} "

@@ -207,9 +207,8 @@ class RAC(nn.Module):
         codes, and its first steps go to the evidence rather than to pushing every logit down (with the
         shared W3, whose bias is one number, to the log-odds of the mean frequency).
         """
-        logit = torch.logit(code_frequency.double()).float()
         if self.config.per_code_w3:
-            self.b3.copy_(logit)
+            self.b3.copy_(torch.logit(code_frequency.double()))
         else:
             self.out.bias.fill_(torch.logit(code_frequency.double().mean()).item())
 

@@ -133,9 +133,7 @@ def code_frequency(notes: EncodedNotes, n_codes: int) -> torch.Tensor:
     >>> code_frequency(notes, 3).tolist()
     [0.875, 0.375, 0.125]
     """
-    counts = np.zeros(n_codes)
-    for labels in notes.labels:
-        counts[labels] += 1
+    counts = np.bincount(np.concatenate(notes.labels), minlength=n_codes)
     return torch.from_numpy((counts + 0.5) / (len(notes.labels) + 1))
 
 

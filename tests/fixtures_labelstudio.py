@@ -17,6 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmark.study import Study
+from tests.fixtures_study import copy_study
+
 N_SAMPLE = 508
 N_SHORTLIST = 4000
 
@@ -70,6 +73,13 @@ def attach_study(root: Path, server: LabelStudioServer) -> Path:
     write_credentials(target, Credentials(admin.url, admin.api_key, admin.username, admin.password,
                                           server_dir=str(server.data_dir)))
     return target
+
+
+def attached_copy(source: Path, dest: Path, server: LabelStudioServer) -> Study:
+    """A private copy of the study at ``source`` (``copy_study``), attached to the session server."""
+    study = copy_study(Study(source), dest)
+    attach_study(dest, server)
+    return study
 
 
 def write_minimal_study(root: Path, seed: int = 0) -> Path:

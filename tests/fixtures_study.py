@@ -124,14 +124,17 @@ def _prepared(corpus: Path, root: Path, n: int, cap: bool) -> Study:
     return study
 
 
+def _corpus(out: Path, admissions: int) -> Path:
+    from benchmark.synthetic import generate_corpus
+
+    generate_corpus(out, admissions=admissions, seed=0, progress=False)
+    return out
+
+
 @pytest.fixture(scope="session")
 def synthetic_corpus_small(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 300-admission synthetic corpus (read-only: do not write into it)."""
-    from benchmark.synthetic import generate_corpus
-
-    out = tmp_path_factory.mktemp("corpus-small")
-    generate_corpus(out, admissions=SMALL_ADMISSIONS, seed=0, progress=False)
-    return out
+    return _corpus(tmp_path_factory.mktemp("corpus-small"), SMALL_ADMISSIONS)
 
 
 @pytest.fixture(scope="session")
@@ -143,11 +146,9 @@ def small_study(synthetic_corpus_small: Path, tmp_path_factory: pytest.TempPathF
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A synthetic corpus of the default size (read-only)."""
-    from benchmark.synthetic import DEFAULT_ADMISSIONS, generate_corpus
+    from benchmark.synthetic import DEFAULT_ADMISSIONS
 
-    out = tmp_path_factory.mktemp("corpus-demo")
-    generate_corpus(out, admissions=DEFAULT_ADMISSIONS, seed=0, progress=False)
-    return out
+    return _corpus(tmp_path_factory.mktemp("corpus-demo"), DEFAULT_ADMISSIONS)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ same page with a 3-code config. The perf figures in perf/RESULTS.md come from ``
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -25,8 +24,7 @@ from annotation.config import DEFAULT_UI, labeling_config
 from annotation.projects import load_state, read_shortlist, setup_projects, task_data
 from annotation.pull import pull
 from benchmark.sampling import read_sample
-from benchmark.study import Study
-from tests.fixtures_labelstudio import attach_study
+from tests.fixtures_labelstudio import attached_copy
 
 pytestmark = [pytest.mark.labelstudio, pytest.mark.browser]
 
@@ -38,9 +36,7 @@ SEARCH_PLACEHOLDER = "Search codes: number or words"
 def coder_pages(annotation_study: Path, labelstudio_server, tmp_path_factory):
     """The coder's real project (default setup), plus one-note projects: floor, choices, inline taxonomy."""
     root = tmp_path_factory.mktemp("ls-browser") / "study"
-    shutil.copytree(annotation_study, root)
-    attach_study(root, labelstudio_server)
-    study = Study(root)
+    study = attached_copy(annotation_study, root, labelstudio_server)
     conn = connect(study.labelstudio_dir)
     coders, _ = ensure_coders(conn, study.labelstudio_dir, [CODER], simulated=False)
     set_passwords(conn.local_dir, {CODER: PASSWORD})

@@ -8,15 +8,13 @@ carry one row per coder, marked simulated, with the coder's identity.
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from annotation.client import connect
 from annotation.simulate import simulate_coders
 from benchmark import cli
-from benchmark.study import Study
-from tests.fixtures_labelstudio import attach_study
+from tests.fixtures_labelstudio import attached_copy
 
 pytestmark = pytest.mark.labelstudio
 
@@ -25,9 +23,7 @@ CODERS = ["sim-a@example.org", "sim-b@example.org"]
 
 def test_simulated_coders_pull_and_score(small_study, labelstudio_server, tmp_path) -> None:
     root = tmp_path / "study"
-    shutil.copytree(small_study.root, root)
-    attach_study(root, labelstudio_server)
-    study = Study(root)
+    study = attached_copy(small_study.root, root, labelstudio_server)
     n_sample = len(study.sample.read_text().split())
     assert cli.main(["--study", str(root), "setup-labelstudio", "--simulated", "--coders", ",".join(CODERS),
                      "--design", "overlap:6"]) == 0

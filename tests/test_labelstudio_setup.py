@@ -9,7 +9,6 @@ after a server restart), idempotent re-runs, and resuming an interrupted import.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from annotation.projects import load_state, read_shortlist, setup_projects
 from benchmark import cli
 from benchmark.errors import UserError
 from benchmark.study import Study
-from tests.fixtures_labelstudio import attach_study
+from tests.fixtures_labelstudio import attach_study, attached_copy
 
 pytestmark = pytest.mark.labelstudio
 
@@ -36,13 +35,12 @@ CODERS = ["ann@example.org", "bob@example.org"]
 def ls_study(annotation_study: Path, labelstudio_server, tmp_path_factory) -> Study:
     """The 508-note study set up once: two coders, split design, taxonomy UI."""
     root = tmp_path_factory.mktemp("ls-setup") / "study"
-    shutil.copytree(annotation_study, root)
-    attach_study(root, labelstudio_server)
+    study = attached_copy(annotation_study, root, labelstudio_server)
     started = time.perf_counter()
     code = cli.main(["--study", str(root), "setup-labelstudio", "--coders", ",".join(CODERS), "--design", "split"])
     assert code == 0
     print(f"\nsetup of 508 tasks (2 coders, incl. accounts): {time.perf_counter() - started:.1f} s")
-    return Study(root)
+    return study
 
 
 def _admin(study: Study):
@@ -184,10 +182,7 @@ def test_annotation_as_coder_is_pulled_with_identity_even_after_restart(ls_study
 def test_existing_server_gets_the_inline_tree_and_keeps_it(annotation_study: Path, labelstudio_server, tmp_path,
                                                           monkeypatch) -> None:
     """A server named by --url: we cannot write to its disk, so the tree is inlined; a later local re-run keeps it."""
-    root = tmp_path / "study"
-    shutil.copytree(annotation_study, root)
-    attach_study(root, labelstudio_server)
-    study = Study(root)
+    study = attached_copy(annotation_study, tmp_path / "study", labelstudio_server)
     coders, _ = ensure_coders(connect(study.labelstudio_dir), study.labelstudio_dir, ["url@example.org"],
                               simulated=True)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", labelstudio_server.api_key)
@@ -210,10 +205,7 @@ def test_interrupted_import_resumes_without_duplicates(annotation_study: Path, l
     """The server accepts batch 3, then the process dies before recording it: a re-run must not re-import it."""
     from annotation import projects
 
-    root = tmp_path / "study"
-    shutil.copytree(annotation_study, root)
-    attach_study(root, labelstudio_server)
-    study = Study(root)
+    study = attached_copy(annotation_study, tmp_path / "study", labelstudio_server)
     conn = connect(study.labelstudio_dir)
     coders, _ = ensure_coders(conn, study.labelstudio_dir, ["crash@example.org"], simulated=True)
     real_save, calls = projects.save_state, {"n": 0}
