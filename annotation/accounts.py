@@ -1,6 +1,6 @@
 """Coder accounts: one Label Studio user per coder e-mail, recorded in the study without secrets.
 
-Label Studio 1.23 facts this module is built on (DESIGN.md §7):
+Label Studio 1.23 facts this module is built on (docs/architecture.md §7):
 
 - ``users.create`` ignores a password, so a user made through the API cannot sign in. The password is
   set with ``label-studio reset_password`` against the server's own data directory (works while it

@@ -1,7 +1,7 @@
 """The labeling config: the note, a code picker over the study's shortlist, a comment and a flag.
 
 Two pickers, both a control named ``codes`` whose items show "code title" and store the bare dotted
-code through ``alias`` (so exports need no title parsing; DESIGN.md §7 confirmed it in both UIs):
+code through ``alias`` (so exports need no title parsing; docs/architecture.md §7; confirmed in both UIs):
 
 - ``choices``: the paper's flat list, one ``<Choice>`` per shortlist code, with a ``<Filter>`` that
   searches by code number or title words. The filter MUST have a ``name``: without one Label Studio

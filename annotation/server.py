@@ -1,7 +1,7 @@
 """A local Label Studio server as a managed service: start, stop, status.
 
 The server is Label Studio 1.23 from its own virtualenv (``.venv-labelstudio``, which pins packages that
-cannot share the project's venv; DESIGN.md §7). What this module guarantees, and why:
+cannot share the project's venv; docs/architecture.md §7). What this module guarantees, and why:
 
 - **Loopback only, offline.** It binds 127.0.0.1 on a free port and runs under an empty environment
   (the ``env -i`` rule: Label Studio falls back to bare ``USERNAME``, ``PORT``, ``HOST``, ``DEBUG`` from the

@@ -4,7 +4,7 @@ Inputs are dense indicator matrices: ``y_true`` and ``y_pred`` are ``[n_document
 (one column per code), ``y_score`` holds scores of the same shape. For one code c, TP_c, FP_c and FN_c
 are counted over the documents (each document weighted by ``sample_weight``, default 1).
 
-Averaging (DESIGN.md §5):
+Averaging (docs/architecture.md §4):
 
 - **micro** sums TP, FP and FN over *every* column, then takes the ratio. A wrong code outside the
   macro label set is still a false positive.

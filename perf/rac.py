@@ -8,7 +8,7 @@ The model is the paper's (n_x 4,096, d 300, 8,930 codes, 4 layers) with random w
 the best GFLOP/s of ``torch.matmul`` at the model's own matmul shapes, re-measured between the model's
 repetitions so both see the same machine load (the machine is shared; check ``uptime`` first).
 
-FLOPs are those the recipe needs (``rac.model.flops_per_note`` / ``title_flops``, DESIGN.md section 4), the
+FLOPs are those the recipe needs (``rac.model.flops_per_note`` / ``title_flops``, docs/architecture.md §6), the
 same whatever the implementation, so caching and fusion show up as speed, never as extra FLOPs:
 - inference: the forward pass, ~168 GFLOP per note; titles are encoded once and cached, so they count zero;
 - training: 3 x forward per note, plus the title encoder (~580 GFLOP, x3 with backward) once per optimizer

@@ -132,7 +132,7 @@ class SelfAttentionLayer(nn.Module):
 
     x = LN(x + Dropout(Attn(x)));  x = LN(x + Dropout(W2 Dropout(ReLU(W1 x)))).
     With one head an output projection W_O would compose with W_V into a single d x d map, so it is left
-    out (the cost figures of DESIGN.md section 4 count Q, K, V only). Dropout is on the residual branches
+    out (``flops_per_note`` counts Q, K, V only). Dropout is on the residual branches
     and the FFN hidden layer (Vaswani et al. 5.4), not on the attention probabilities, which keeps the fused
     SDPA kernels usable in training.
     """
