@@ -13,10 +13,11 @@ Conventions (DESIGN.md §5) and the two profiles:
     LAAT with numbers comparable to theirs, and those come from caml-mimic's ``evaluation.py``: macro
     values are means over a fixed label set (the columns of the label matrix) with ``+1e-10``
     denominators, so a code never predicted counts as precision 0, and ``macro_f1`` is 2PR/(P+R) of
-    those means. RAC's reported macro-F1 of 12.7 against micro-F1 58.6 (Kim & Ganapathi 2021, Table 2) is the
-    size this harmonic form gives over thousands of rare codes. For the human study, the fixed label set the coders could choose
-    from is the 4,075-code shortlist, so that is the macro label set. "Jaccard" is CAML's "accuracy",
-    which is why micro J, P and R in the paper's Table 1 satisfy 1/J = 1/P + 1/R - 1.
+    those means. RAC's reported macro-F1 of 12.7 against micro-F1 58.6 (Kim & Ganapathi 2021, Table 2) is
+    the size this harmonic form gives over thousands of rare codes. For the human study, the fixed label
+    set the coders could choose from is the 4,075-code shortlist, so that is the macro label set.
+    "Jaccard" is CAML's "accuracy", which is why micro J, P and R in the paper's Table 1 satisfy
+    1/J = 1/P + 1/R - 1.
 ``corrected``: label set = the codes present in the scored references, 0/0 -> 0, macro-F1 = mean of
     per-code F1. This is Edin et al. (2023, medical-coding-reproducibility ``src/metrics.py``): metrics are
     computed after filtering to the codes that occur in the split's targets, precision of a reference
@@ -590,10 +591,11 @@ def _table1_line(r: dict[str, Any], width: int) -> str:
     """One printed Table 1 row; a reported row lacks the per-note columns and shows them as "-"."""
     ma, mi = r["macro"], r["micro"]
     codes = r.get("codes_per_note")
+    per_note = " ".join(_pct(r.get(k)) for k in ("per_document_jaccard", "exact_match", "vocabulary_coverage"))
+    codes_text = "  -  " if codes is None else f"{codes:5.1f}"
     return (f"{r['system']:<{width}} {r['n_documents']:>4} | {_pct(ma['jaccard']):>7} {_pct(ma['precision'])} "
             f"{_pct(ma['recall'])} {_pct(ma['f1'])} | {_pct(mi['jaccard']):>7} {_pct(mi['precision'])} "
-            f"{_pct(mi['recall'])} {_pct(mi['f1'])} | {'  -  ' if codes is None else f'{codes:5.1f}'} "
-            f"{_pct(r.get('per_document_jaccard'))} {_pct(r.get('exact_match'))} {_pct(r.get('vocabulary_coverage'))}").rstrip()
+            f"{_pct(mi['recall'])} {_pct(mi['f1'])} | {codes_text} {per_note}").rstrip()
 
 
 def format_table1(table: dict[str, Any]) -> str:
@@ -619,8 +621,9 @@ def format_table1(table: dict[str, Any]) -> str:
                      f"{paper_rows[0]['n_documents']} notes; the paper gives no F1):")
         lines += [_table1_line(r, width) for r in paper_rows]
     elif table.get("reported"):
-        lines.append(f"The paper's rows ({table['reported'][0]['source']}, {table['reported'][0]['note']}) are printed with "
-                     "--profile paper, the conventions they compare under.")
+        first = table["reported"][0]
+        lines.append(f"The paper's rows ({first['source']}, {first['note']}) are printed with --profile paper, "
+                     "the conventions they compare under.")
     lo, hi = table["rows"][0]["ci95"]["micro_jaccard"]
     lines.append(f"95% bootstrap CI ({table['bootstrap']['n_resamples']} resamples) of {table['rows'][0]['system']}"
                  f" micro J: [{_pct(lo).strip()}, {_pct(hi).strip()}]")

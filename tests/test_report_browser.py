@@ -96,7 +96,8 @@ def check_table1(page: Any, scores: dict[str, Any]) -> int:
                                          "tds => tds.map(td => Number(td.dataset.value))")
     assert p_values == [c["p_value"] for p in ("paper", "corrected") for c in scores["profiles"][p]["comparisons"]]
     simulated = page.eval_on_selector_all(
-        "table.table1 tbody:not(.reported) tr", "trs => trs.map(tr => [tr.dataset.system, !!tr.querySelector('.badge-simulated')])")
+        "table.table1 tbody:not(.reported) tr",
+        "trs => trs.map(tr => [tr.dataset.system, !!tr.querySelector('.badge-simulated')])")
     flags = {(r["system"], bool(r.get("simulated"))) for p in ("paper", "corrected") for r in scores["profiles"][p]["rows"]}
     assert {(system, flag) for system, flag in simulated} == flags
     return checked
@@ -127,7 +128,8 @@ def test_table2_beside_reported(default_page: Page, study: Study) -> None:
     beside = default_page.page.locator("table.table2:not(.paper) tbody.reported tr")
     assert beside.count() == 1 and "reported" in beside.first.inner_text()
     assert "Kim & Ganapathi 2021, Table 2" in beside.first.inner_text()
-    assert beside.first.locator("td[data-metric='precision_micro'] span").get_attribute("title") == "not reported in the paper"
+    not_reported = beside.first.locator("td[data-metric='precision_micro'] span")
+    assert not_reported.get_attribute("title") == "not reported in the paper"
     rac = reported.table2_rows()[-1]
     assert reported_cells(beside) == [{"system": "RAC", **{k: shown(rac[k]) for k, *_ in TABLE2_COLUMNS}}]
     # ... and all of the paper's Table 2 folds out below, closed until asked for.
