@@ -20,7 +20,7 @@ Undefined values (a 0/0, for example precision of a code nobody predicted):
 
 Macro-F1: ``"mean"`` is the mean of per-code F1 = 2TP/(2TP+FP+FN) (scikit-learn, Edin et al.);
 ``"harmonic"`` is 2PR/(P+R) of macro-P and macro-R, 0 when P+R = 0 (CAML's ``macro_f1``, LAAT, and the
-convention behind RAC's reported 12.7).
+convention behind RAC's reported 12.7 in Kim & Ganapathi 2021, Table 2).
 
 Jaccard is TP/(TP+FP+FN): what CAML's ``evaluation.py`` calls "accuracy". Micro Jaccard, precision P
 and recall R satisfy 1/J = 1/P + 1/R - 1.

@@ -13,10 +13,11 @@ Conventions (DESIGN.md §5) and the two profiles:
     LAAT with numbers comparable to theirs, and those come from caml-mimic's ``evaluation.py``: macro
     values are means over a fixed label set (the columns of the label matrix) with ``+1e-10``
     denominators, so a code never predicted counts as precision 0, and ``macro_f1`` is 2PR/(P+R) of
-    those means. RAC's reported macro-F1 of 12.7 against micro-F1 58.6 is the size this harmonic form
-    gives over thousands of rare codes. For the human study, the fixed label set the coders could choose
-    from is the 4,075-code shortlist, so that is the macro label set. "Jaccard" is CAML's "accuracy",
-    which is why micro J, P and R in the paper's Table 1 satisfy 1/J = 1/P + 1/R - 1.
+    those means. RAC's reported macro-F1 of 12.7 against micro-F1 58.6 (Kim & Ganapathi 2021, Table 2) is
+    the size this harmonic form gives over thousands of rare codes. For the human study, the fixed label
+    set the coders could choose from is the 4,075-code shortlist, so that is the macro label set.
+    "Jaccard" is CAML's "accuracy", which is why micro J, P and R in the paper's Table 1 satisfy
+    1/J = 1/P + 1/R - 1.
 ``corrected``: label set = the codes present in the scored references, 0/0 -> 0, macro-F1 = mean of
     per-code F1. This is Edin et al. (2023, medical-coding-reproducibility ``src/metrics.py``): metrics are
     computed after filtering to the codes that occur in the split's targets, precision of a reference
@@ -46,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import __version__, icd, metrics
+from benchmark import __version__, icd, metrics, reported
 from benchmark.agreement import agreement
 from benchmark.errors import UserError
 from benchmark.exports import Annotation, CoderExports, normalise_code
@@ -61,9 +62,6 @@ FREQUENCY_BUCKETS = (("0", 0, 0), ("1-5", 1, 5), ("6-50", 6, 50), ("51-500", 51,
 COMPARED_METRICS = ("micro_jaccard", "micro_f1", "per_document_jaccard")
 N_PERMUTATIONS = 10000
 P_AT_K = (5, 8, 15)
-REPORTED_TABLE2 = {"system": "RAC (Kim & Ganapathi 2021, reported)", "auc_macro": 0.948, "auc_micro": 0.991,
-                   "f1_macro": None, "f1_macro_harmonic": 0.127, "f1_micro": 0.586, "p_at_5": None, "p_at_8": 0.737, "p_at_15": 0.591,
-                   "note": "reported, not reproduced"}
 DEFINITIONS = {
     "micro_jaccard": "TP/(TP+FP+FN), TP, FP, FN summed over all codes and documents (CAML's micro 'accuracy')",
     "micro_precision": "TP/(TP+FP) summed over all codes", "micro_recall": "TP/(TP+FN) summed over all codes",
@@ -437,6 +435,7 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "counts": exports.counts,
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
+        "reported": reported.table1_rows(),
     }
 
 
@@ -501,8 +500,9 @@ def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
         rows.append(row)
     return {"rows": rows, "conventions": {"label_set": "all", "undefined": "zero",
                                           "p_at_k_ties": "expected hits under random tie order",
-                                          "auc_macro": "mean over codes with at least one positive (and one negative)"},
-            "reported": [REPORTED_TABLE2]}
+                                          "auc_macro": "mean over codes with at least one positive (and one negative)",
+                                          "reported_macro_f1": reported.MACRO_F1_NOTE},
+            "reported": reported.table2_rows()}
 
 
 def table2_row(study: Study, preds: Predictions) -> dict[str, Any]:
@@ -587,10 +587,26 @@ def _pct(value: float | None) -> str:
     return "  -  " if value is None else f"{100 * value:5.1f}"
 
 
+def _table1_line(r: dict[str, Any], width: int) -> str:
+    """One printed Table 1 row; a reported row lacks the per-note columns and shows them as "-"."""
+    ma, mi = r["macro"], r["micro"]
+    codes = r.get("codes_per_note")
+    per_note = " ".join(_pct(r.get(k)) for k in ("per_document_jaccard", "exact_match", "vocabulary_coverage"))
+    codes_text = "  -  " if codes is None else f"{codes:5.1f}"
+    return (f"{r['system']:<{width}} {r['n_documents']:>4} | {_pct(ma['jaccard']):>7} {_pct(ma['precision'])} "
+            f"{_pct(ma['recall'])} {_pct(ma['f1'])} | {_pct(mi['jaccard']):>7} {_pct(mi['precision'])} "
+            f"{_pct(mi['recall'])} {_pct(mi['f1'])} | {codes_text} {per_note}").rstrip()
+
+
 def format_table1(table: dict[str, Any]) -> str:
-    """Table 1 as text, the paper's shape (macro then micro J/P/R, plus F1), conventions on top."""
+    """Table 1 as text, the paper's shape (macro then micro J/P/R, plus F1), conventions on top.
+
+    Under the paper profile the paper's own Table 1 rows follow the study's, labelled as reported; under
+    other conventions their macro values would not compare, so one line says where to find them.
+    """
     c = table["conventions"]
-    width = max(len("System"), *(len(r["system"]) for r in table["rows"]))
+    paper_rows = (table.get("reported") or []) if table["profile"] == "paper" else []
+    width = max(len("System"), *(len(r["system"]) for r in [*table["rows"], *paper_rows]))
     lines = [
         f"Table 1. Coders and models on the same {table['n_documents']} admissions (values in %)",
         f"Conventions: profile {table['profile'] or 'custom'}; macro label set {c['label_set']} "
@@ -599,13 +615,15 @@ def format_table1(table: dict[str, Any]) -> str:
         f" | {'codes':>5} {'docJ':>5} {'exact':>5} {'cover':>5}",
     ]
     lines.append("-" * len(lines[-1]))
-    for r in table["rows"]:
-        ma, mi = r["macro"], r["micro"]
-        lines.append(
-            f"{r['system']:<{width}} {r['n_documents']:>4} | {_pct(ma['jaccard']):>7} {_pct(ma['precision'])} "
-            f"{_pct(ma['recall'])} {_pct(ma['f1'])} | {_pct(mi['jaccard']):>7} {_pct(mi['precision'])} "
-            f"{_pct(mi['recall'])} {_pct(mi['f1'])} | {r['codes_per_note']:5.1f} {_pct(r['per_document_jaccard'])} "
-            f"{_pct(r['exact_match'])} {_pct(r['vocabulary_coverage'])}")
+    lines += [_table1_line(r, width) for r in table["rows"]]
+    if paper_rows:
+        lines.append(f"{paper_rows[0]['note'].capitalize()} ({paper_rows[0]['source']}, "
+                     f"{paper_rows[0]['n_documents']} notes; the paper gives no F1):")
+        lines += [_table1_line(r, width) for r in paper_rows]
+    elif table.get("reported"):
+        first = table["reported"][0]
+        lines.append(f"The paper's rows ({first['source']}, {first['note']}) are printed with --profile paper, "
+                     "the conventions they compare under.")
     lo, hi = table["rows"][0]["ci95"]["micro_jaccard"]
     lines.append(f"95% bootstrap CI ({table['bootstrap']['n_resamples']} resamples) of {table['rows'][0]['system']}"
                  f" micro J: [{_pct(lo).strip()}, {_pct(hi).strip()}]")
@@ -625,16 +643,25 @@ def format_table1(table: dict[str, Any]) -> str:
 
 
 def format_table2(table2: dict[str, Any]) -> str:
-    """Table 2 as text: AUC, F1, P@k, with the paper's reported RAC row labelled as such."""
+    """Table 2 as text: AUC, F1, P@k of the study's runs, then every row of the paper's Table 2 as reported."""
     header = (f"{'System':<62} {'AUC mac':>7} {'mic':>5} | {'F1 mac':>6} {'(harm)':>6} {'mic':>5} | "
               f"{'P@5':>5} {'P@8':>5} {'P@15':>5}")
     lines = ["Table 2. Models on the test split (values in %; macro over all codes, 0/0 -> 0; macro-AUC over "
              "codes with a positive; P@k ties: expected hits under random tie order)", header, "-" * len(header)]
-    for r in [*table2["rows"], *table2.get("reported", [])]:
-        name = r["system"] + (f" [{r['note']}]" if r.get("note") else f" n={r['n_documents']}")
+
+    def line(r: dict[str, Any], name: str) -> str:
+        return (f"{name:<62} {_pct(r['auc_macro']):>7} {_pct(r['auc_micro'])} | {_pct(r['f1_macro']):>6} "
+                f"{_pct(r.get('f1_macro_harmonic')):>6} {_pct(r['f1_micro'])} | {_pct(r['p_at_5'])} "
+                f"{_pct(r['p_at_8'])} {_pct(r['p_at_15'])}").rstrip()
+
+    for r in table2["rows"]:
+        name = f"{r['system']} n={r['n_documents']}"
         if r.get("covers_test_split") is False:
             name += f" (of {r['n_test_split']} test)"
-        lines.append(f"{name:<62} {_pct(r['auc_macro']):>7} {_pct(r['auc_micro'])} | {_pct(r['f1_macro']):>6} "
-                     f"{_pct(r.get('f1_macro_harmonic')):>6} {_pct(r['f1_micro'])} | {_pct(r['p_at_5'])} "
-                     f"{_pct(r['p_at_8'])} {_pct(r['p_at_15'])}")
+        lines.append(line(r, name))
+    paper = table2.get("reported") or []
+    if paper:
+        lines.append(f"{paper[0]['note'].capitalize()} ({paper[0]['source']}; - = not reported):")
+        lines.append(f"  {table2['conventions']['reported_macro_f1']}")
+        lines += [line(r, r["system"]) for r in paper]
     return "\n".join(lines)

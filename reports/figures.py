@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 
@@ -33,6 +35,10 @@ REFERENCE_COLOUR = "#777777"
 FREQUENCY_BUCKETS = ("0", "1-5", "6-50", "51-500", ">500")
 # Text stays text (fonts resolved by the browser, no web fonts); a fixed hash salt makes ids reproducible.
 _SVG_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "coding-bench"}
+# A y label longer than this wraps at spaces: "Simulated coder A" over "(coder.a@demo.invalid)".
+LABEL_CHARS = 26
+# Room left of the widest y label for the tick and its gap, plus slack for the browser's own font metrics.
+LABEL_PAD_INCHES = 0.2
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,28 @@ def _new_figure(width: float, height: float, left: float, bottom: float = 0.7, t
     fig.subplots_adjust(left=left / width, right=1 - 0.25 / width, bottom=bottom / height, top=1 - top / height,
                         wspace=0.08)
     return fig
+
+
+def _wrap(label: str, width: int = LABEL_CHARS) -> str:
+    """A long label on several lines, broken at spaces only (an e-mail address stays whole)."""
+    return "\n".join(textwrap.wrap(label, width, break_long_words=False, break_on_hyphens=False)) or label
+
+
+def _fit_y_labels(fig: Figure, ax: Any) -> None:
+    """Widen the left margin, and the figure by as much, until the widest y tick label fits inside it.
+
+    The labels are measured with matplotlib's text metrics for the font the SVG names; the plot keeps its
+    width, so a long coder name makes the figure wider instead of being cut at the edge.
+    """
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    widest = max((t.get_window_extent(renderer).width for t in ax.get_yticklabels()), default=0.0) / fig.dpi
+    width, height = fig.get_size_inches()
+    left, right = fig.subplotpars.left * width, (1 - fig.subplotpars.right) * width
+    needed = widest + LABEL_PAD_INCHES
+    if needed > left:
+        new_width = width + needed - left
+        fig.set_size_inches(new_width, height)
+        fig.subplots_adjust(left=needed / new_width, right=1 - right / new_width)
 
 
 def _style(ax: Any) -> None:
@@ -124,7 +152,9 @@ def codes_per_note(rows: Sequence[Mapping[str, Any]], per_document: Sequence[Map
         labels.append(row["system"] + (" (simulated)" if row.get("simulated") and "imulated" not in row["system"] else ""))
         means.append(row["codes_per_note"])
         spreads.append(_per_document_counts(row, per_document or [], coder_keys or {}))
-    fig = _new_figure(7.0, 0.55 * len(labels) + 1.2, left=2.2)
+    labels = [_wrap(label) for label in labels]
+    row_height = max(0.55, 0.2 * max(label.count("\n") + 1 for label in labels) + 0.15)
+    fig = _new_figure(7.0, row_height * len(labels) + 1.2, left=2.2)
     ax = fig.add_subplot()
     ys = list(range(len(labels)))[::-1]
     colours = [REFERENCE_COLOUR] + [OKABE_ITO[i % len(OKABE_ITO)] for i in range(len(labels) - 1)]
@@ -148,11 +178,12 @@ def codes_per_note(rows: Sequence[Mapping[str, Any]], per_document: Sequence[Map
     ax.set_xlabel("codes per note (◆ mean; box: quartiles over the notes)")
     ax.set_xlim(left=0)
     _style(ax)
+    _fit_y_labels(fig, ax)
     return Chart(
         key="fig-codes-per-note", title="Codes per note",
         caption="How many codes each system assigns per note, next to the reference. Under-coding shows as a "
                 "box left of the reference.",
-        alt="Codes per note for " + ", ".join(labels), data_uri=_encode(fig),
+        alt="Codes per note for " + ", ".join(label.replace("\n", " ") for label in labels), data_uri=_encode(fig),
     )
 
 
@@ -191,6 +222,7 @@ def chapter_precision_recall(chapter: Mapping[str, Mapping[str, Mapping[str, Any
         ax.set_title(f"micro-{metric}", fontsize=10)
         _style(ax)
     axes[0].set_yticks(ys, [_shorten(c) for c in chapters], fontsize=7)
+    _fit_y_labels(fig, axes[0])
     fig.legend(*axes[0].get_legend_handles_labels(), frameon=False, fontsize=8, loc="upper center",
                ncols=min(len(series), 4))
     return Chart(
@@ -227,7 +259,8 @@ def coder_throughput(coders: Sequence[Mapping[str, Any]]) -> Chart | None:
         largest = max((c.get(key) or 0) * scale for c in rows)
         ax.set_xlim(0, largest * 1.2 or 1)  # room for the value labels
         _style(ax)
-    axes[0].set_yticks(ys, names, fontsize=8)
+    axes[0].set_yticks(ys, [_wrap(name) for name in names], fontsize=8)
+    _fit_y_labels(fig, axes[0])
     return Chart(
         key="fig-throughput", title="Coder throughput",
         caption="Charts per hour and median time per note, from the lead times Label Studio records with each "

@@ -35,6 +35,7 @@ from benchmark import __version__
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text
 from benchmark.predictions import list_prediction_sets
+from benchmark.reported import TABLE2_HEADLINE
 from benchmark.study import Study
 from reports import figures
 
@@ -245,18 +246,21 @@ def _table1_views(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _view(key: str, title: str, table: Mapping[str, Any]) -> dict[str, Any]:
+    """One Table 1 block; under the paper profile it carries the paper's own rows (``reported``) too."""
     conventions = table.get("conventions") or {}
-    rows = []
-    for row in table.get("rows") or []:
+
+    def cells(row: Mapping[str, Any]) -> list[Cell]:
         ci = row.get("ci95") or {}
-        cells = []
-        for metric, _group, _header, path, ci_key, kind in TABLE1_COLUMNS:
-            value = _dig(row, path)
-            interval = ci.get(ci_key) if ci_key else None
-            cells.append(_cell(metric, value, kind, interval))
-        rows.append({"row": row, "cells": cells})
+        return [_cell(metric, _dig(row, path), kind, ci.get(ci_key) if ci_key else None)
+                for metric, _group, _header, path, ci_key, kind in TABLE1_COLUMNS]
+
+    rows = [{"row": row, "cells": cells(row)} for row in table.get("rows") or []]
+    # The paper's rows compare under its own conventions only; other profiles point to them.
+    reported = [{"row": row, "cells": cells(row)} for row in table.get("reported") or []]
     return {
         "key": key, "title": title, "table": table, "rows": rows, "conventions": conventions,
+        "reported": reported if table.get("profile") == "paper" else [],
+        "reported_elsewhere": bool(reported) and table.get("profile") != "paper",
         "definitions": conventions.get("definitions") or {},
         "comparisons": table.get("comparisons") or [], "bootstrap": table.get("bootstrap") or {},
     }
@@ -275,9 +279,12 @@ def _table2(scores: Mapping[str, Any]) -> dict[str, Any] | None:
     def cells(row: Mapping[str, Any]) -> list[Cell]:
         return [_cell(key, row.get(key), kind, None) for key, _group, _header, kind in TABLE2_COLUMNS]
 
+    reported = [{"row": r, "cells": cells(r)} for r in table2.get("reported") or []]
     return {
         "rows": [{"row": r, "cells": cells(r)} for r in table2.get("rows") or []],
-        "reported": [{"row": r, "cells": cells(r)} for r in table2.get("reported") or []],
+        # the paper's full model sits beside the study's runs; all of the paper's table folds out below
+        "headline": [r for r in reported if r["row"].get("system") == TABLE2_HEADLINE],
+        "reported": reported,
         "conventions": table2.get("conventions") or {},
     }
 

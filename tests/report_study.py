@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import reported
 from benchmark.io import atomic_write_text
 from benchmark.predictions import Predictions, write_predictions
+from benchmark.scoring import DEFINITIONS
 from benchmark.study import Study
 
 NOTE_MARKER = "QZXNOTEMARKERQZX"
 MODEL_SYSTEM = "RAC (small)"
-CODER_EMAILS = ("coder-a@example.org", "coder-b@example.org")
+CODER_EMAILS = ("coder.a@demo.invalid", "coder.b@demo.invalid")
 # A title with markup in it: the page must show it as text, never run it.
 HOSTILE_TITLE = '<script>window.__pwned = 1</script><img src="https://example.invalid/x.png"> & "quoted"'
 
@@ -212,7 +214,8 @@ def _table1(profile: str, sampled: list[int], rng: np.random.Generator, coders: 
     if coders:
         rows.append(_row("Human coders", "humans", n, rng, simulated=True))
         for i, email in enumerate(CODER_EMAILS):
-            rows.append(_row(f"Simulated coder {'AB'[i]}", "coder", n // 2, rng, simulated=True,
+            # named as the scorer names coder rows: long enough to test that labels fit
+            rows.append(_row(f"Simulated coder {'AB'[i]} ({email})", "coder", n // 2, rng, simulated=True,
                              coder={"id": 3 + i, "email": email}))
     if model:
         rows.append(_row(MODEL_SYSTEM, "model", n, rng, model={"name": "small-sample", "run": "small",
@@ -227,8 +230,7 @@ def _table1(profile: str, sampled: list[int], rng: np.random.Generator, coders: 
             "label_set": "shortlist" if profile == "paper" else "reference", "label_set_size": 4075,
             "undefined": "zero" if profile == "paper" else "skip", "macro_f1": macro_f1,
             "threshold": {MODEL_SYSTEM: 0.5} if model else {},
-            "definitions": {"micro_jaccard": "TP/(TP+FP+FN) summed over all codes",
-                            "macro_f1": f"{macro_f1} of per-code values over the label set"},
+            "definitions": DEFINITIONS,
         },
         "n_documents": n,
         "rows": rows,
@@ -250,6 +252,7 @@ def _table1(profile: str, sampled: list[int], rng: np.random.Generator, coders: 
         "coders": [{"coder": e, "id": 3 + i, "simulated": True, "n_tasks": n // 2 + 2,
                     "median_lead_time_s": 300.0 + 60 * i, "charts_per_hour": 11.6 - 2 * i}
                    for i, e in enumerate(CODER_EMAILS)] if coders else [],
+        "reported": reported.table1_rows(),
     }
 
 
@@ -283,8 +286,8 @@ def scores_json(sampled: list[int], references: dict[int, list[str]], model_sets
                       "precision_micro": _fraction(rng), "recall_micro": _fraction(rng), "p_at_5": _fraction(rng),
                       "p_at_8": _fraction(rng), "p_at_15": _fraction(rng), "n_codes_auc": 4000}],
             "conventions": {"label_set": "all", "undefined": "zero",
-                            "p_at_k_ties": "expected hits under random tie order"},
-            "reported": [{"system": "RAC (Kim & Ganapathi 2021, reported)", "auc_macro": 0.948, "auc_micro": 0.991,
-                          "f1_macro": 0.127, "f1_micro": 0.586, "p_at_5": None, "p_at_8": 0.737, "p_at_15": 0.591}],
+                            "p_at_k_ties": "expected hits under random tie order",
+                            "reported_macro_f1": reported.MACRO_F1_NOTE},
+            "reported": reported.table2_rows(),
         }
     return data

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmark import reported
 from benchmark.cli import report as report_cli
 from benchmark.errors import UserError
 from benchmark.study import Study
@@ -95,6 +96,23 @@ def test_rerun_is_identical_and_numbers_come_from_scores(full_study: Study, defa
             assert (f'data-profile="{profile}" data-system="{row["system"]}" data-metric="micro_f1" '
                     f'data-value="{value!r}"') in html
     assert "reported" in html and "0.948" in html
+
+
+def test_paper_tables_beside_the_study(default_report: Path) -> None:
+    """Table 1's reported rows under the paper profile only; Table 2's RAC beside the runs, all 14 folded out."""
+    html = default_report.read_text(encoding="utf-8")
+    paper = html.split('id="table1-paper"', 1)[1].split('id="table1-corrected"', 1)[0]
+    corrected = html.split('id="table1-corrected"', 1)[1].split('id="table2"', 1)[0]
+    for row in reported.table1_rows():
+        assert f'<tr data-system="{row["system"]}" data-reported="true">' in paper
+        assert f'data-metric="micro_precision" data-value="{row["micro"]["precision"]!r}"' in paper
+    assert 'data-reported="true"' not in corrected
+    table2 = html.split('<section id="table2">', 1)[1].split('<section id="figures">', 1)[0]
+    main, folded = table2.split('<details class="paper-table2"', 1)
+    assert main.count('data-reported="true"') == 1 and '<tr data-system="RAC" data-reported="true">' in main
+    assert [line.split('"')[1] for line in folded.split("<tr data-system=")[1:]] == \
+        [row["system"] for row in reported.table2_rows()]
+    assert "CAML&#39;s harmonic form" in table2
 
 
 @pytest.mark.parametrize(

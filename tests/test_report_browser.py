@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 import pytest
 
 from benchmark.study import Study
-from reports.render import render_report
+from benchmark import reported
+from reports import figures
+from reports.render import TABLE2_COLUMNS, render_report
 from tests.report_study import HOSTILE_TITLE, MODEL_SYSTEM, NOTE_MARKER, Size, build_study
 
 pytestmark = pytest.mark.browser
@@ -67,7 +70,7 @@ TABLE1_METRICS = (("micro_jaccard", ("micro", "jaccard")), ("micro_precision", (
 def check_table1(page: Any, scores: dict[str, Any]) -> int:
     """Assert every Table 1 cell of both profiles equals scores.json (value, shown text, CI); return the count."""
     cells = page.eval_on_selector_all(
-        "table.table1 td[data-metric]",
+        "table.table1 tbody:not(.reported) td[data-metric]",
         "tds => tds.map(td => [td.dataset.profile, td.dataset.system, td.dataset.metric, td.dataset.value,"
         " td.dataset.ciLo || null, td.dataset.ciHi || null, td.querySelector('.v').textContent])",
     )
@@ -93,7 +96,8 @@ def check_table1(page: Any, scores: dict[str, Any]) -> int:
                                          "tds => tds.map(td => Number(td.dataset.value))")
     assert p_values == [c["p_value"] for p in ("paper", "corrected") for c in scores["profiles"][p]["comparisons"]]
     simulated = page.eval_on_selector_all(
-        "table.table1 tbody tr", "trs => trs.map(tr => [tr.dataset.system, !!tr.querySelector('.badge-simulated')])")
+        "table.table1 tbody:not(.reported) tr",
+        "trs => trs.map(tr => [tr.dataset.system, !!tr.querySelector('.badge-simulated')])")
     flags = {(r["system"], bool(r.get("simulated"))) for p in ("paper", "corrected") for r in scores["profiles"][p]["rows"]}
     assert {(system, flag) for system, flag in simulated} == flags
     return checked
@@ -104,16 +108,61 @@ def test_table1_cells_equal_scores(default_page: Page, study: Study) -> None:
     assert check_table1(default_page.page, scores) == 2 * 4 * len(TABLE1_METRICS)
 
 
+def reported_cells(rows: Any) -> list[dict[str, str]]:
+    """The metric cells of reported rows, as shown: {"system", metric: shown text} per row."""
+    return rows.evaluate_all(
+        "trs => trs.map(tr => Object.assign({system: tr.dataset.system}, Object.fromEntries("
+        "Array.from(tr.querySelectorAll('td[data-metric]')).map(td => [td.dataset.metric, td.innerText]))))")
+
+
+def shown(value: float | None) -> str:
+    return "n.r." if value is None else f"{100 * value:.1f}"
+
+
 def test_table2_beside_reported(default_page: Page, study: Study) -> None:
     scores = json.loads(study.scores.read_text())["table2"]
     ours = default_page.page.eval_on_selector_all("td[data-table='table2']",
                                                   "tds => tds.map(td => [td.dataset.metric, Number(td.dataset.value)])")
     assert dict(ours) == {k: v for k, v in scores["rows"][0].items() if k in dict(ours)} and len(ours) == 10
-    reported = default_page.page.locator("tbody.reported tr").first
-    assert "reported" in reported.inner_text()
-    assert reported.locator("td[data-metric='p_at_5']").inner_text() == "n.r."
-    assert reported.locator("td[data-metric='p_at_5'] span").get_attribute("title") == "not reported in the paper"
-    assert reported.locator("td[data-metric='auc_macro']").inner_text() == "94.8"
+    # The paper's RAC sits beside the study's runs ...
+    beside = default_page.page.locator("table.table2:not(.paper) tbody.reported tr")
+    assert beside.count() == 1 and "reported" in beside.first.inner_text()
+    assert "Kim & Ganapathi 2021, Table 2" in beside.first.inner_text()
+    not_reported = beside.first.locator("td[data-metric='precision_micro'] span")
+    assert not_reported.get_attribute("title") == "not reported in the paper"
+    rac = reported.table2_rows()[-1]
+    assert reported_cells(beside) == [{"system": "RAC", **{k: shown(rac[k]) for k, *_ in TABLE2_COLUMNS}}]
+    # ... and all of the paper's Table 2 folds out below, closed until asked for.
+    details = default_page.page.locator("details#table2-paper")
+    assert not details.evaluate("d => d.open")
+    assert not details.locator("table").is_visible()
+    details.locator("summary").click()
+    paper = details.locator("tbody.reported tr")
+    assert paper.first.is_visible()
+    assert reported_cells(paper) == [{"system": r["system"], **{k: shown(r[k]) for k, *_ in TABLE2_COLUMNS}}
+                                     for r in scores["reported"]]
+    assert [r["system"] for r in scores["reported"]] == [r["system"] for r in reported.table2_rows()]
+    svm = details.locator("tr[data-system='SVM'] td[data-metric='auc_macro'] span")
+    assert svm.inner_text() == "n.r." and svm.get_attribute("title") == "not reported in the paper"
+    details.locator("summary").click()
+
+
+def test_table1_reported_rows_beside_the_paper_profile(default_page: Page, study: Study) -> None:
+    """The paper's Table 1 rows sit under the study's rows in the paper profile only, labelled as reported."""
+    page = default_page.page
+    rows = page.locator("table.table1[data-profile='paper'] tbody.reported tr")
+    expected = []
+    for r in json.loads(study.scores.read_text())["profiles"]["paper"]["reported"]:
+        cells = {f"{block}_{k}": shown(r[block][k]) for block in ("micro", "macro")
+                 for k in ("jaccard", "precision", "recall", "f1")}
+        cells.update({k: "n.r." for k in ("per_document_jaccard", "exact_match", "codes_per_note",
+                                           "reference_codes_per_note", "vocabulary_coverage")})
+        expected.append({"system": r["system"], **cells})
+    assert reported_cells(rows) == expected
+    assert [e["micro_precision"] for e in expected] == ["47.7", "63.7"]
+    assert all("reported, not reproduced" in text and "Table 1" in text for text in rows.all_inner_texts())
+    assert page.locator("table.table1[data-profile='corrected'] tbody.reported").count() == 0
+    assert "shown under the paper profile" in page.locator("#table1-corrected").inner_text()
 
 
 def test_figures_are_drawn(default_page: Page) -> None:
@@ -122,6 +171,46 @@ def test_figures_are_drawn(default_page: Page) -> None:
         "imgs => imgs.map(i => [i.closest('figure').dataset.figure, i.naturalWidth, i.src.slice(0, 25), i.alt])")
     assert [f[0] for f in figures] == ["frequency", "codes_per_note", "chapter", "throughput"]
     assert all(width > 300 and src == "data:image/svg+xml;base64" and alt for _, width, src, alt in figures)
+
+
+def text_outside_figure(browser: Any, data_uri: str) -> list[str]:
+    """The texts of an SVG figure that Chromium, with its own fonts, draws partly outside the figure (cut)."""
+    svg = base64.b64decode(data_uri.split(",", 1)[1]).decode("utf-8")
+    page = browser.new_page()
+    try:
+        page.set_content(f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>")
+        return page.evaluate(
+            """() => { const svg = document.querySelector('svg'), box = svg.getBoundingClientRect();
+                return Array.from(svg.querySelectorAll('text')).filter(t => {
+                  const r = t.getBoundingClientRect();
+                  return r.width > 0 && (r.left < box.left - 0.5 || r.right > box.right + 0.5
+                                         || r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5); })
+                  .map(t => t.textContent); }""")
+    finally:
+        page.close()
+
+
+def test_figure_labels_are_not_cut(browser: Any, default_page: Page) -> None:
+    """Every text of every figure (axis labels, long coder names, values) lies inside the figure."""
+    sources = default_page.page.eval_on_selector_all("figure[data-figure] img", "imgs => imgs.map(i => i.src)")
+    assert len(sources) == 4
+    assert [text_outside_figure(browser, src) for src in sources] == [[]] * 4
+    # An address too long to wrap widens the figure instead of being cut.
+    rows = [{"system": "Coder A (a.coder.with.a.very.long.address@records.hospital.example.org)", "kind": "coder",
+             "codes_per_note": 4.1, "reference_codes_per_note": 15.8},
+            {"system": "Human coders", "kind": "humans", "codes_per_note": 4.0, "reference_codes_per_note": 15.8}]
+    chart = figures.codes_per_note(rows, None)
+    assert chart is not None and text_outside_figure(browser, chart.data_uri) == []
+
+
+def test_definitions_leave_no_hole(default_page: Page) -> None:
+    """Under each Table 1, the differences and the definitions fill their block: no empty area beside one."""
+    feet = default_page.page.eval_on_selector_all(
+        ".profile-foot", "feet => feet.map(f => [f.getBoundingClientRect().width * f.getBoundingClientRect().height,"
+        " Array.from(f.children).map(c => c.getBoundingClientRect().width * c.getBoundingClientRect().height)])")
+    assert len(feet) == 2
+    for area, children in feet:
+        assert len(children) == 2 and sum(children) >= 0.9 * area, (area, children)
 
 
 def test_drilldown_marks_agreed_missed_extra(default_page: Page, study: Study) -> None:

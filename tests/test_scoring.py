@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import metrics
+from benchmark import metrics, reported
 from benchmark.cli import main
 from benchmark.predictions import Predictions, write_predictions
 from benchmark.scoring import PROFILES, resolve_conventions
@@ -131,3 +131,50 @@ def test_bad_predictions_and_missing_test_sets(scored, tmp_path: Path, capsys):
     assert code == 2 and "partial.psv" in err and len(err.strip().splitlines()) == 1
     code = main(["--study", str(study.root), "evaluate", "--predictions", str(partial)])
     assert code == 2 and "needs probabilities" in capsys.readouterr().err
+
+
+def _pct_tokens(values) -> list[str]:
+    return ["-" if v is None else f"{100 * v:.1f}" for v in values]
+
+
+def test_paper_tables_in_scores_json_and_printed(scored, capsys):
+    """The paper's Table 1 and Table 2 rows, as shipped, land in scores.json and in the printed tables."""
+    study, export, _, _ = scored
+    assert main(["--study", str(study.root), "evaluate"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("Reported, not reproduced (Kim & Ganapathi 2021, Table 2"))
+    assert "CAML's harmonic form" in lines[start + 1]
+    keys = ("auc_macro", "auc_micro", "f1_macro", "f1_macro_harmonic", "f1_micro", "p_at_5", "p_at_8", "p_at_15")
+    printed = lines[start + 2:start + 2 + len(reported.table2_rows())]
+    for row, line in zip(reported.table2_rows(), printed, strict=True):
+        assert line[:62].strip() == row["system"]
+        assert line[62:].replace("|", " ").split() == _pct_tokens(row[k] for k in keys), row["system"]
+
+    assert main(["--study", str(study.root), "score", "--coders", str(export), "--profile", "paper",
+                 "--bootstrap", "20"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("Reported, not reproduced (Kim & Ganapathi 2021, Table 1"))
+    assert "508 notes" in lines[start]
+    for row, line in zip(reported.table1_rows(), lines[start + 1:start + 3], strict=True):
+        assert line.startswith(row["system"] + " ")
+        metrics_jprf = ("jaccard", "precision", "recall", "f1")
+        expected = [str(row["n_documents"]), *_pct_tokens(row["macro"][k] for k in metrics_jprf),
+                    *_pct_tokens(row["micro"][k] for k in metrics_jprf), *["-"] * 4]
+        assert line[len(row["system"]):].replace("|", " ").split() == expected
+
+    scores = json.loads(study.scores.read_text())
+    assert scores["table1"]["reported"] == reported.table1_rows()
+    assert all(scores["profiles"][p]["reported"] == reported.table1_rows() for p in ("paper", "corrected"))
+    assert scores["table2"]["reported"] == reported.table2_rows()
+    assert scores["table2"]["conventions"]["reported_macro_f1"] == reported.MACRO_F1_NOTE
+    rac = scores["table2"]["reported"][-1]
+    # the row the issue found wrong (99.1, no P@5, 73.7, 59.1): now the paper's 99.2, 82.9, 75.4, 60.1
+    assert (rac["system"], rac["auc_micro"], rac["p_at_5"], rac["p_at_8"], rac["p_at_15"]) == \
+        ("RAC", 0.992, 0.829, 0.754, 0.601)
+
+    # Other conventions: the paper's rows are not printed beside numbers they do not compare with.
+    assert main(["--study", str(study.root), "score", "--coders", str(export), "--bootstrap", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "Reported, not reproduced" not in out and "are printed with --profile paper" in out
