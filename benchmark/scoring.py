@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import __version__, icd, metrics
+from benchmark import __version__, codesystem, icd, metrics
 from benchmark.agreement import agreement
 from benchmark.errors import UserError
 from benchmark.exports import Annotation, CoderExports, normalise_code
@@ -310,11 +310,13 @@ def _letters():
         yield chr(ord("A") + i % 26) + (str(i // 26) if i >= 26 else "")
 
 
-def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[str] = ()) -> list[SystemSets]:
+def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[str] = (),
+                  allow_unknown: bool = False) -> list[SystemSets]:
     """Thresholded model sets on ``admissions``: ``--predictions`` paths/names, else every covering set.
 
     Without ``--predictions``, each run's ``-sample`` set is preferred, else its ``-test`` set; a set that
-    does not cover every scored admission is left out (it cannot be compared on the same notes).
+    does not cover every scored admission is left out (it cannot be compared on the same notes). A .psv
+    code that is not a code of the code system stops the score unless ``allow_unknown``, as a coder's does.
     """
     wanted = set(admissions)
     chosen: list[Predictions] = []
@@ -340,9 +342,9 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
             chosen.append(min(sets, key=lambda p: (rank.get(p.split or p.name.rsplit("-", 1)[-1], 2), p.name)))
     out = []
     order = sorted(wanted)
-    catalogue = Vocabulary.from_study(study).index
+    code_system = codesystem.read(study)
     for preds in chosen:
-        sets = _sets_on(preds, order, catalogue)
+        sets = _sets_on(preds, order, code_system, allow_unknown)
         name = f"RAC ({preds.run})" if preds.run else preds.name
         out.append(SystemSets(name, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
                               model={"name": preds.name, "run": preds.run, "threshold": preds.threshold,
@@ -350,12 +352,20 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
     return out
 
 
-def _sets_on(preds: Predictions, hadm_ids: Sequence[int], catalogue: dict[str, int]) -> dict[int, list[str]]:
+def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: codesystem.CodeSystem,
+             allow_unknown: bool) -> dict[int, list[str]]:
     """Thresholded sets for the requested admissions only (probabilities thresholded on those rows).
 
-    A .psv may hold undotted codes (CAML's own files do): they are normalised as coder codes are."""
+    A .psv may hold undotted codes (CAML's own files do): they are normalised and checked as coder codes are."""
     if preds.probs is None:
-        return {h: sorted({normalise_code(c, catalogue) for c in preds.sets[h]}) for h in hadm_ids}
+        sets = {h: sorted({normalise_code(c, code_system) for c in preds.sets[h]}) for h in hadm_ids}
+        unknown = [f"hadm_id {h}: {', '.join(bad)}" for h in hadm_ids if (bad := [c for c in sets[h] if c not in code_system])]
+        if unknown and not allow_unknown:
+            more = f" (and {len(unknown) - 5} more admissions)" if len(unknown) > 5 else ""
+            raise UserError(f"{preds.name}.psv: codes not in the code system ({len(code_system.codes):,} valid ICD-9-CM "
+                            f"codes): {'; '.join(unknown[:5])}{more}; fix the file, or pass --allow-unknown to score "
+                            "them as wrong codes")
+        return sets
     row_of = {int(h): i for i, h in enumerate(preds.hadm_ids)}
     rows = np.array([row_of[h] for h in hadm_ids], dtype=np.int64)
     above = metrics.threshold_scores(np.asarray(preds.probs[rows]), preds.threshold)
@@ -422,11 +432,13 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
     coder_sets: dict[str, dict[int, frozenset[str]]] = defaultdict(dict)
     for a in exports.annotations:
         coder_sets[a.coder][a.hadm_id] = frozenset(a.codes)
+    outside = Counter(code for a in exports.annotations for code in a.outside_label_space)
     return {
         "profile": profile,
         "arm": exports.arm,
         "conventions": {**conv.__dict__, "label_set_size": int(len(labels)),
                         "threshold": {m.name: m.model["threshold"] for m in models},
+                        "validation": codesystem.read(study).describe(),
                         "definitions": DEFINITIONS},
         "n_documents": len(admissions),
         "rows": rows,
@@ -435,6 +447,8 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "breakdowns": breakdowns,
         "agreement": agreement(coder_sets),
         "counts": exports.counts,
+        "outside_label_space": [{"code": code, "n_annotations": n}
+                                for code, n in sorted(outside.items(), key=lambda item: (-item[1], item[0]))],
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
     }
@@ -466,10 +480,11 @@ def per_document(exports: CoderExports, models: list[SystemSets], refs: dict[int
 
 
 def score(study: Study, exports: CoderExports, conv: Conventions, profile: str | None,
-          prediction_paths: Sequence[str] = (), n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+          prediction_paths: Sequence[str] = (), n_resamples: int = 1000, seed: int = 0,
+          allow_unknown: bool = False) -> dict[str, Any]:
     """Table 1 under the requested conventions and under both profiles, plus the per-document drill-down."""
     admissions = sorted({a.hadm_id for a in exports.annotations})
-    models = model_systems(study, admissions, prediction_paths)
+    models = model_systems(study, admissions, prediction_paths, allow_unknown)
     refs, shortlist = read_references(study, admissions), read_shortlist(study)
     table1 = score_table1(study, exports, models, conv, profile, refs, shortlist, n_resamples, seed)
     profiles = {name: (table1 if p == conv else
@@ -621,6 +636,13 @@ def format_table1(table: dict[str, Any]) -> str:
                      + ", ".join(f"{p['f1']:.3f}" for p in ag["pairwise"] if p["f1"] is not None))
     counts = table["counts"]
     lines.append("Counts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+    if c.get("validation"):
+        v, outside = c["validation"], table.get("outside_label_space") or []
+        listed = ", ".join(f"{o['code']} ({o['n_annotations']})" for o in outside[:10])
+        lines.append(f"Codes checked against the code system ({v['n_codes']:,} valid ICD-9-CM codes: {v['sources']}), "
+                     f"not the label space ({v['n_label_space']:,} codes); {len(outside)} distinct valid codes outside "
+                     "the label space scored as wrong" + (f" (annotations): {listed}{', ...' if len(outside) > 10 else ''}"
+                                                          if outside else ""))
     return "\n".join(lines)
 
 
