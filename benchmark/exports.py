@@ -12,8 +12,11 @@ Formats (DESIGN.md §7, and label-studio-sdk's converter, which writes the two f
 - **CSV**: JSON_MIN's columns, a non-string value JSON-encoded in its cell.
 
 Codes come from the ``codes`` control, ``Choices`` or ``Taxonomy`` (the leaf, the last element of a path,
-is the code), normalised by ``benchmark.icd.normalize`` (with or without a dot, any case). A choice stored
+is the code), normalised by ``normalise_code`` (with or without a dot, any case). A choice stored
 as ``"428.0 Congestive heart failure"`` (a config without ``alias``) counts as its first word.
+Codes are checked against the study's code system (``benchmark.codesystem``), not its label space: a valid
+code that no reference has is kept (a wrong answer, counted as outside the label space); a string that is
+no code of the code system is an *unknown* code, refused unless ``allow_unknown``.
 
 Nothing is silently dropped. Counted and reported: annotations a coder *skipped* (``was_cancelled`` with
 no result, Label Studio's Skip button), *cancelled* (``was_cancelled`` with codes already chosen), tasks

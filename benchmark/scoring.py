@@ -30,7 +30,9 @@ table-level ``label_set_size`` is the size over all scored admissions; each row 
 their macro values share a denominator (scikit-learn's default union is per system).
 
 Explicit ``label_set``/``undefined``/``macro_f1`` override a profile; a table whose conventions match
-neither profile records ``profile: null``. Micro always counts every code (DESIGN.md §5).
+neither profile records ``profile: null``. Micro always counts every code (DESIGN.md §5), including codes
+outside the label space: a valid code of the code system (``benchmark.codesystem``) that no reference has is a
+false positive, in macro too under ``union``; how many there were is listed beside the table.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def resolve_conventions(profile: str | None = None, label_set: str | None = None
 # --- the study's reference side ---------------------------------------------------------------------
 @dataclass
 class Vocabulary:
-    """Columns of every indicator matrix: the catalogue's codes, then any code outside it."""
+    """Columns of every indicator matrix: the label space's codes, then any code outside it (valid codes of the
+    code system that no reference has, and unknown strings kept by --allow-unknown): always wrong answers."""
 
     codes: list[str]
     index: dict[str, int]
