@@ -157,6 +157,9 @@ def test_valid_codes_outside_the_label_space_are_wrong_answers(study: Study, tmp
     html = (study.report_dir / "index.html").read_text(encoding="utf-8")
     assert (f"checked against the <strong>code system</strong> ({validation['n_codes']:,} valid ICD-9-CM codes" in html
             and f"({len(outside)} such codes in {len(truth)} annotations)" in html)
+    titles = pd.read_parquet(study.code_system).set_index("code")["long_title"]
+    plain = [c for c in listed if re.fullmatch(r"[\w ,]+", titles[c])]          # no escaping in the page's JSON
+    assert plain and all(titles[c] in html for c in plain)                       # the drill-down titles them
 
 
 def test_strings_that_are_no_code_are_still_refused(study: Study, tmp_path: Path, capsys):

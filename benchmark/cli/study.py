@@ -90,7 +90,7 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"{study.root}: already prepared from these inputs (use --force to rebuild)")
     print(format_summary(summary))
     print(f"data source: {summary['data_source']}; wrote {study.documents.name}, {study.references.name}, "
-          f"{study.codes.name} in {study.root}")
+          f"{study.codes.name}, {study.code_system.name} in {study.root}")
 
 
 def _sample(args: argparse.Namespace) -> None:
