@@ -62,6 +62,13 @@ class CodeSystem:
     def __contains__(self, code: object) -> bool:
         return code in self.codes
 
+    def unknown_error(self, listed: list[str], fix: str, where: str = "") -> UserError:
+        """The one-line error for strings that are not codes of the code system (the first five places listed)."""
+        more = f" (and {len(listed) - 5} more)" if len(listed) > 5 else ""
+        return UserError(f"{where}codes not in the code system ({len(self.codes):,} valid ICD-9-CM codes: D_ICD tables "
+                         f"and CMS v32): {'; '.join(listed[:5])}{more}; {fix}, or pass --allow-unknown to score them "
+                         "as wrong codes")
+
     def describe(self) -> dict[str, object]:
         """What validated the codes, for the conventions printed and stored beside Table 1."""
         return {"catalogue": "code system", "sources": DESCRIPTION, "n_codes": len(self.codes),

@@ -363,12 +363,7 @@ def _resolve(records: list[dict[str, Any]], ctx: _Context, counts: dict[str, int
     counts["annotations_outside_label_space"] = sum(1 for a in latest.values() if a.outside_label_space)
     counts["codes_outside_label_space"] = sum(len(a.outside_label_space) for a in latest.values())
     if unknown_by_task and not allow_unknown:
-        more = f" (and {len(unknown_by_task) - 5} more tasks)" if len(unknown_by_task) > 5 else ""
-        raise UserError(
-            f"codes not in the code system ({len(ctx.code_system.codes):,} valid ICD-9-CM codes: D_ICD tables and "
-            f"CMS v32): {'; '.join(unknown_by_task[:5])}{more}; correct them in Label Studio, or pass "
-            "--allow-unknown to score them as wrong codes"
-        )
+        raise ctx.code_system.unknown_error(unknown_by_task, "correct them in Label Studio")
     return sorted(latest.values(), key=lambda a: (a.hadm_id, a.coder))
 
 

@@ -362,12 +362,10 @@ def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: codesyste
     A .psv may hold undotted codes (CAML's own files do): they are normalised and checked as coder codes are."""
     if preds.probs is None:
         sets = {h: sorted({normalise_code(c, code_system) for c in preds.sets[h]}) for h in hadm_ids}
-        unknown = [f"hadm_id {h}: {', '.join(bad)}" for h in hadm_ids if (bad := [c for c in sets[h] if c not in code_system])]
+        bad = {h: [c for c in sets[h] if c not in code_system] for h in hadm_ids}
+        unknown = [f"hadm_id {h}: {', '.join(codes)}" for h, codes in bad.items() if codes]
         if unknown and not allow_unknown:
-            more = f" (and {len(unknown) - 5} more admissions)" if len(unknown) > 5 else ""
-            raise UserError(f"{preds.name}.psv: codes not in the code system ({len(code_system.codes):,} valid ICD-9-CM "
-                            f"codes): {'; '.join(unknown[:5])}{more}; fix the file, or pass --allow-unknown to score "
-                            "them as wrong codes")
+            raise code_system.unknown_error(unknown, "fix the file", where=f"{preds.name}.psv: ")
         return sets
     row_of = {int(h): i for i, h in enumerate(preds.hadm_ids)}
     rows = np.array([row_of[h] for h in hadm_ids], dtype=np.int64)

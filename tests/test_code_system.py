@@ -211,6 +211,17 @@ def test_study_prepared_before_the_code_system_is_told_to_prepare_again(study: S
     assert "code_system.parquet does not exist" in err and "re-run `bench --study" in err, err
     documents = study.documents.read_bytes()
     command = shlex.split(re.search(r"re-run `bench (.+?)`", err).group(1))
+    capsys.readouterr()
     assert main(command) == 0                                 # the command it names brings the study up to date
+    printed = capsys.readouterr().out
+    assert "code system (validates coder codes): 18,449 codes (14,567 dx, 3,882 px;" in printed, printed
     assert study.code_system.exists() and study.documents.read_bytes() == documents
     assert _bench(study, "score", "--coders", str(export), *BOOTSTRAP) == 0
+
+
+def test_score_help_says_which_catalogue_validates(capsys):
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "checked against the code system, not the label space" in text
+    assert "A valid code that no reference has is a wrong answer" in text
