@@ -79,7 +79,8 @@ def read(study: Study) -> CodeSystem:
     if not study.code_system.exists():
         inputs = (study.step("prepare") or {}).get("inputs", {})
         again = (f"bench --study {study.root} prepare --mimic {inputs['mimic_dir']} --splits {inputs['splits_dir']}"
-                 if "mimic_dir" in inputs and "splits_dir" in inputs else f"bench --study {study.root} prepare")
+                 if "mimic_dir" in inputs and "splits_dir" in inputs
+                 else f"bench --study {study.root} prepare --mimic DIR --splits DIR")
         raise UserError(f"{study.code_system} does not exist: this study was prepared before the code system "
                         f"(every valid ICD-9-CM code, which validates coder codes) was stored; re-run `{again}`")
     codes = pq.read_table(study.code_system, columns=["code"]).column("code").to_pylist()
