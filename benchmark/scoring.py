@@ -31,7 +31,9 @@ table-level ``label_set_size`` is the size over all scored admissions; each row 
 their macro values share a denominator (scikit-learn's default union is per system).
 
 Explicit ``label_set``/``undefined``/``macro_f1`` override a profile; a table whose conventions match
-neither profile records ``profile: null``. Micro always counts every code (DESIGN.md §5).
+neither profile records ``profile: null``. Micro always counts every code (DESIGN.md §5), including codes
+outside the label space: a valid code of the code system (``benchmark.codesystem``) that no reference has is a
+false positive, in macro too under ``union``; how many there were is listed beside the table.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -47,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import __version__, icd, metrics, reported
+from benchmark import __version__, codesystem, icd, metrics, reported
 from benchmark.agreement import agreement
 from benchmark.errors import UserError
 from benchmark.exports import Annotation, CoderExports, normalise_code
@@ -110,7 +112,8 @@ def resolve_conventions(profile: str | None = None, label_set: str | None = None
 # --- the study's reference side ---------------------------------------------------------------------
 @dataclass
 class Vocabulary:
-    """Columns of every indicator matrix: the catalogue's codes, then any code outside it."""
+    """Columns of every indicator matrix: the label space's codes, then any code outside it (valid codes of the
+    code system that no reference has, and unknown strings kept by --allow-unknown): always wrong answers."""
 
     codes: list[str]
     index: dict[str, int]
@@ -308,11 +311,13 @@ def _letters():
         yield chr(ord("A") + i % 26) + (str(i // 26) if i >= 26 else "")
 
 
-def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[str] = ()) -> list[SystemSets]:
+def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[str] = (),
+                  allow_unknown: bool = False) -> list[SystemSets]:
     """Thresholded model sets on ``admissions``: ``--predictions`` paths/names, else every covering set.
 
     Without ``--predictions``, each run's ``-sample`` set is preferred, else its ``-test`` set; a set that
-    does not cover every scored admission is left out (it cannot be compared on the same notes).
+    does not cover every scored admission is left out (it cannot be compared on the same notes). A .psv
+    code that is not a code of the code system stops the score unless ``allow_unknown``, as a coder's does.
     """
     wanted = set(admissions)
     chosen: list[Predictions] = []
@@ -338,9 +343,9 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
             chosen.append(min(sets, key=lambda p: (rank.get(p.split or p.name.rsplit("-", 1)[-1], 2), p.name)))
     out = []
     order = sorted(wanted)
-    catalogue = Vocabulary.from_study(study).index
+    code_system = codesystem.read(study)
     for preds in chosen:
-        sets = _sets_on(preds, order, catalogue)
+        sets = _sets_on(preds, order, code_system, allow_unknown)
         name = f"RAC ({preds.run})" if preds.run else preds.name
         out.append(SystemSets(name, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
                               model={"name": preds.name, "run": preds.run, "threshold": preds.threshold,
@@ -348,12 +353,18 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
     return out
 
 
-def _sets_on(preds: Predictions, hadm_ids: Sequence[int], catalogue: dict[str, int]) -> dict[int, list[str]]:
+def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: codesystem.CodeSystem,
+             allow_unknown: bool) -> dict[int, list[str]]:
     """Thresholded sets for the requested admissions only (probabilities thresholded on those rows).
 
-    A .psv may hold undotted codes (CAML's own files do): they are normalised as coder codes are."""
+    A .psv may hold undotted codes (CAML's own files do): they are normalised and checked as coder codes are."""
     if preds.probs is None:
-        return {h: sorted({normalise_code(c, catalogue) for c in preds.sets[h]}) for h in hadm_ids}
+        sets = {h: sorted({normalise_code(c, code_system) for c in preds.sets[h]}) for h in hadm_ids}
+        bad = {h: [c for c in sets[h] if c not in code_system] for h in hadm_ids}
+        unknown = [f"hadm_id {h}: {', '.join(codes)}" for h, codes in bad.items() if codes]
+        if unknown and not allow_unknown:
+            raise code_system.unknown_error(unknown, "fix the file", where=f"{preds.name}.psv: ")
+        return sets
     row_of = {int(h): i for i, h in enumerate(preds.hadm_ids)}
     rows = np.array([row_of[h] for h in hadm_ids], dtype=np.int64)
     above = metrics.threshold_scores(np.asarray(preds.probs[rows]), preds.threshold)
@@ -420,11 +431,13 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
     coder_sets: dict[str, dict[int, frozenset[str]]] = defaultdict(dict)
     for a in exports.annotations:
         coder_sets[a.coder][a.hadm_id] = frozenset(a.codes)
+    outside = Counter(code for a in exports.annotations for code in a.outside_label_space)
     return {
         "profile": profile,
         "arm": exports.arm,
         "conventions": {**conv.__dict__, "label_set_size": int(len(labels)),
                         "threshold": {m.name: m.model["threshold"] for m in models},
+                        "validation": codesystem.describe(study),
                         "definitions": DEFINITIONS},
         "n_documents": len(admissions),
         "rows": rows,
@@ -433,6 +446,8 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "breakdowns": breakdowns,
         "agreement": agreement(coder_sets),
         "counts": exports.counts,
+        "outside_label_space": [{"code": code, "n_annotations": n}
+                                for code, n in sorted(outside.items(), key=lambda item: (-item[1], item[0]))],
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
         "reported": reported.table1_rows(),
@@ -465,10 +480,11 @@ def per_document(exports: CoderExports, models: list[SystemSets], refs: dict[int
 
 
 def score(study: Study, exports: CoderExports, conv: Conventions, profile: str | None,
-          prediction_paths: Sequence[str] = (), n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+          prediction_paths: Sequence[str] = (), n_resamples: int = 1000, seed: int = 0,
+          allow_unknown: bool = False) -> dict[str, Any]:
     """Table 1 under the requested conventions and under both profiles, plus the per-document drill-down."""
     admissions = sorted({a.hadm_id for a in exports.annotations})
-    models = model_systems(study, admissions, prediction_paths)
+    models = model_systems(study, admissions, prediction_paths, allow_unknown)
     refs, shortlist = read_references(study, admissions), read_shortlist(study)
     table1 = score_table1(study, exports, models, conv, profile, refs, shortlist, n_resamples, seed)
     profiles = {name: (table1 if p == conv else
@@ -639,6 +655,13 @@ def format_table1(table: dict[str, Any]) -> str:
                      + ", ".join(f"{p['f1']:.3f}" for p in ag["pairwise"] if p["f1"] is not None))
     counts = table["counts"]
     lines.append("Counts: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
+    if c.get("validation"):
+        v, outside = c["validation"], table.get("outside_label_space") or []
+        listed = ", ".join(f"{o['code']} ({o['n_annotations']})" for o in outside[:10])
+        lines.append(f"Codes checked against the code system ({v['n_codes']:,} valid ICD-9-CM codes: {v['sources']}), "
+                     f"not the label space ({v['n_label_space']:,} codes); {len(outside)} distinct valid codes outside "
+                     "the label space scored as wrong" + (f" (annotations): {listed}{', ...' if len(outside) > 10 else ''}"
+                                                          if outside else ""))
     return "\n".join(lines)
 
 

@@ -6,7 +6,9 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
                            outputs + SHA-256, counts, tool version)
     documents.parquet      hadm_id, subject_id, split, text, sent_starts, sent_ends, tokens, n_tokens
     references.parquet     hadm_id, code (dotted), system ("dx" | "px"); one row per admission and code
-    codes.parquet          the code catalogue (see benchmark.codes)
+    codes.parquet          the label space: every code of the references, with titles and counts
+    code_system.parquet    every valid code (D_ICD tables + CMS v32), which validates coder codes
+                           (see benchmark.codesystem)
     sample.csv             the coding sample: one HADM_ID per line, in sample order, no header
     shortlist.txt          the coding shortlist: one dotted code per line
     runs/<name>/           RAC training runs (config, word2vec, checkpoints, metrics log, models)
@@ -43,6 +45,7 @@ _PRODUCERS = {
     "documents": "bench prepare",
     "references": "bench prepare",
     "codes": "bench prepare",
+    "code_system": "bench prepare",
     "sample": "bench sample",
     "shortlist": "bench sample",
     "scores": "bench score",
@@ -77,6 +80,10 @@ class Study:
     @property
     def codes(self) -> Path:
         return self.root / "codes.parquet"
+
+    @property
+    def code_system(self) -> Path:
+        return self.root / "code_system.parquet"
 
     @property
     def sample(self) -> Path:

@@ -2,8 +2,8 @@
 
 The page computes no metric: every number on it is read from ``scores.json`` (written by `bench score` and
 `bench evaluate`), so the report can never disagree with the scorer. The study files add what the scores
-do not hold: provenance from ``study.toml``, code titles from ``codes.parquet`` and, only with
-``include_text``, the note text and the model's evidence windows.
+do not hold: provenance from ``study.toml``, code titles from ``code_system.parquet`` (``codes.parquet`` in
+an older study) and, only with ``include_text``, the note text and the model's evidence windows.
 
 Safety rules this module enforces:
 
@@ -457,13 +457,15 @@ def _all_codes(doc: Mapping[str, Any]) -> Iterable[str]:
 
 
 def _titles(study: Study, codes: Sequence[str]) -> dict[str, str]:
-    """Long titles (short where the long one is missing) for the codes the drill-down shows."""
-    if not study.codes.exists() or not codes:
+    """Long titles (short where the long one is missing) for the codes the drill-down shows, from the code system
+    (which also titles a coder's valid codes outside the label space), else the label space of an older study."""
+    catalogue = study.code_system if study.code_system.exists() else study.codes
+    if not catalogue.exists() or not codes:
         return {}
     import pyarrow.parquet as pq
 
     wanted = set(codes)
-    table = pq.read_table(study.codes, columns=["code", "short_title", "long_title"]).to_pydict()
+    table = pq.read_table(catalogue, columns=["code", "short_title", "long_title"]).to_pydict()
     return {code: long or short for code, short, long in zip(table["code"], table["short_title"], table["long_title"])
             if code in wanted and (long or short)}
 

