@@ -6,6 +6,7 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
                            outputs + SHA-256, counts, tool version)
     documents.parquet      hadm_id, subject_id, split, text, sent_starts, sent_ends, tokens, n_tokens
     references.parquet     hadm_id, code (dotted), system ("dx" | "px"); one row per admission and code
+    note_map.parquet       hadm_id, note_id (NOTEEVENTS ROW_ID), begin, end: each note's place in the document
     codes.parquet          the code catalogue (see benchmark.codes)
     sample.csv             the coding sample: one HADM_ID per line, in sample order, no header
     shortlist.txt          the coding shortlist: one dotted code per line
@@ -43,6 +44,7 @@ _PRODUCERS = {
     "documents": "bench prepare",
     "references": "bench prepare",
     "codes": "bench prepare",
+    "note_map": "bench prepare",
     "sample": "bench sample",
     "shortlist": "bench sample",
     "scores": "bench score",
@@ -77,6 +79,10 @@ class Study:
     @property
     def codes(self) -> Path:
         return self.root / "codes.parquet"
+
+    @property
+    def note_map(self) -> Path:
+        return self.root / "note_map.parquet"
 
     @property
     def sample(self) -> Path:
