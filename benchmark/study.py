@@ -14,6 +14,8 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
     predictions/<name>/    model predictions (see benchmark.predictions)
     labelstudio/           local Label Studio data, credentials (0600) and project map
     exports/               raw coder exports, archived before parsing (timestamp + SHA-256 in the name)
+    mdace_spans.parquet    MDACE's coder annotations placed in the study, mdace_charts.parquet its charts
+                           (both owned by benchmark.mdace; `bench import-mdace`)
     scores.json            Table 1 and Table 2 (see benchmark.scoring)
     report/index.html      the HTML report
 
