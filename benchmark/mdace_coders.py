@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from benchmark.exports import CoderExports
 from benchmark.mdace import charts_path, read_spans
 from benchmark.scoring import (PROFILES, Conventions, SystemSets, model_systems, read_references, read_shortlist,
                                score_table1)
-from benchmark.study import Study
+from benchmark.study import Study, fingerprint
 
 READS = ("MDACE coders read all of a chart's notes (discharge summaries, physician, radiology, ...); RAC reads "
          "the discharge summary and its addenda only. The discharge-summary row keeps the codes with evidence there.")
@@ -104,4 +105,17 @@ def format_mdace(table: dict[str, Any]) -> str:
              info["reads"]]
     if info["comments"]:
         lines.append("Comments by kind: " + "; ".join(f"{c['comment']} ({c['charts']})" for c in info["comments"][:5]))
+    if not any(r["kind"] == "model" for r in table["rows"]):
+        lines.append("No model row: no prediction set under study/predictions covers these charts "
+                     "(run `bench predict --split test`, or pass --predictions PATH).")
     return "\n".join(lines)
+
+
+def record_score(study: Study, table: dict[str, Any], scores_path: Path, n_resamples: int, seed: int) -> None:
+    """``[steps.score_mdace]`` in study.toml: what was scored, under which conventions, into which file."""
+    models = [r["system"] for r in table["rows"] if r["kind"] == "model"]
+    conv = {k: v for k, v in table["conventions"].items() if k in ("label_set", "undefined", "macro_f1")}
+    parts = {"import": (study.step("import_mdace") or {}).get("fingerprint"), "types": table["mdace"]["types"],
+             "conventions": conv, "models": models, "bootstrap": n_resamples, "seed": seed}
+    study.record_step("score_mdace", {"fingerprint": fingerprint(parts), **parts, "profile": table["profile"],
+                                      "outputs": study.file_hashes(scores_path)})

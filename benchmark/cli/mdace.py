@@ -101,9 +101,8 @@ def _import(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from benchmark.errors import UserError
-    from benchmark.mdace_coders import format_mdace, score_mdace
+    from benchmark.mdace_coders import format_mdace, record_score, score_mdace
     from benchmark.scoring import resolve_conventions, write_scores
-    from benchmark.study import fingerprint
 
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap must be at least 1, got {args.bootstrap}")
@@ -112,16 +111,7 @@ def _score(args: argparse.Namespace) -> int:
     result = score_mdace(study, conv, profile, args.mdace_types, args.predictions, args.bootstrap, args.seed)
     path = write_scores(study, result)
     print(format_mdace(result["table1_mdace"]))
-    models = [r["system"] for r in result["table1_mdace"]["rows"] if r["kind"] == "model"]
-    if not models:
-        print("No model row: no prediction set under study/predictions covers these charts "
-              "(run `bench predict --split test`, or pass --predictions PATH).")
-    study.record_step("score_mdace", {
-        "fingerprint": fingerprint({"import": (study.step("import_mdace") or {}).get("fingerprint"), "types": args.mdace_types,
-                                    "conventions": conv, "models": models, "bootstrap": args.bootstrap, "seed": args.seed}),
-        "types": args.mdace_types, "conventions": conv.__dict__, "profile": profile, "models": models,
-        "outputs": study.file_hashes(path),
-    })
+    record_score(study, result["table1_mdace"], path, args.bootstrap, args.seed)
     print(f"Wrote {path}")
     return 0
 
