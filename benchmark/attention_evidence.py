@@ -13,6 +13,8 @@ MDACE charts the prediction set covers.
 - **random windows**: the same predicted codes, each window replaced by one of the same number of CAML tokens
   at a uniformly random token position of the document (seeded): what chance gives;
 - **by frequency**: the all-codes measures per training-frequency bucket of the code (Table 1's buckets).
+
+Without ``--predictions``, each run's test-split prediction set is scored (MDACE's charts are test charts).
 """
 
 from __future__ import annotations
@@ -53,10 +55,16 @@ def read_evidence(path: Path) -> dict[int, dict[str, list[tuple[int, int]]]]:
 
 
 def _chosen_sets(study: Study, names: Sequence[str]) -> list[Path]:
+    """``--predictions`` as given, else per run its test-split set with evidence (else its first such set)."""
     if names:
         paths = [Path(n) if Path(n).exists() else study.predictions_dir / n for n in names]
     else:
-        paths = [p for p in list_prediction_sets(study.predictions_dir) if (p / EVIDENCE_FILE).exists()]
+        by_run: dict[str, list[tuple[bool, Path]]] = {}
+        for path in list_prediction_sets(study.predictions_dir):
+            if (path / EVIDENCE_FILE).exists():
+                preds = read_predictions(path)
+                by_run.setdefault(preds.run or preds.name, []).append((preds.split != "test", path))
+        paths = [min(sets)[1] for _, sets in sorted(by_run.items())]
     for path in paths:
         if not (path / EVIDENCE_FILE).exists():
             raise UserError(f"{path}: no {EVIDENCE_FILE}; evidence comes from `bench predict` (a .psv has none)")

@@ -121,3 +121,36 @@ def test_evidence_and_score_mdace_errors_are_one_line(mdace_study, small_study: 
     (broken.predictions_dir / "small-test" / "evidence.jsonl").write_text('{"hadm_id": 1}\n')
     code, _, err = _run(capsys, "--study", str(broken.root), "evidence")
     assert code == 2 and "evidence.jsonl line 1" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.browser
+def test_report_shows_the_mdace_rows_and_the_evidence_section(mdace_study, capsys, browser):
+    study, _, _ = mdace_study
+    for argv in (["score-mdace", "--bootstrap", "50"], ["evidence"], ["report"]):
+        code, _, err = _run(capsys, "--study", str(study.root), *argv)
+        assert code == 0, err
+    scores = json.loads(study.scores.read_text())
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("request", lambda req: requests.append(req.url))
+    page.goto((study.report_dir / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    assert page.locator("#table1-mdace h3").inner_text().startswith("MDACE coders and models on the")
+    systems = page.eval_on_selector_all("#table1-mdace table.table1 tbody tr", "trs => trs.map(tr => tr.dataset.system)")
+    assert systems == [r["system"] for r in scores["table1_mdace"]["rows"]]
+    assert "MDACE coders read all of a chart's notes" in page.inner_text("#table1-mdace")
+    shown = page.eval_on_selector_all("table.evidence tbody tr td", "tds => tds.map(td => [td.dataset.metric, "
+                                      "td.dataset.value, td.textContent])")
+    row = scores["evidence"]["rows"][0]
+    n = len(scores["evidence"]["measures"]) * 3
+    expected = [(f"{m}_{k}", row["all_codes"][m][k]) for m in scores["evidence"]["measures"]
+                for k in ("precision", "recall", "f1")]
+    assert [(m, float(v)) for m, v, _ in shown[:n]] == expected
+    assert [t for _, _, t in shown[:n]] == [f"{100 * v:.1f}" for _, v in expected]
+    assert len(shown) == 4 * n  # all codes, correct codes, and the two random-window baselines
+    assert "Synthetic MDACE companion" in page.inner_text("#evidence")
+    assert page.locator("#fig-evidence-frequency img").evaluate("img => img.naturalWidth > 0")
+    assert not errors and all(u.startswith(("file:", "data:")) for u in requests), (errors, requests)
+    page.close()

@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Writes to the study: documents.parquet (discharge summary + addenda per admission in chart order,\n"
         "ISERROR rows dropped, sentence spans, CAML tokens), references.parquet (dotted ICD-9 codes per\n"
         "admission, leading zeros kept), codes.parquet (the label space with titles, chapter, category,\n"
-        "training count), and [steps.prepare] in study.toml (input SHA-256, rules, counts, summary).\n"
+        "training count), note_map.parquet (each note's ROW_ID and place in its admission's document, for\n"
+        "evidence offsets such as MDACE's), and [steps.prepare] in study.toml (input SHA-256, rules, counts).\n"
         "Prints admissions per split, label-space size, codes and tokens per note.\n\n"
         "A re-run with the same inputs does nothing; different inputs are refused unless --force.",
     )
