@@ -269,22 +269,22 @@ def _match_chart(path: Path, chart: dict[str, Any], version: str, ctx: _StudyTex
     hadm_id = chart["hadm_id"]
     n_spans = sum(len(n["annotations"]) for n in chart["notes"])
 
-    def note(kind: str, example: str, n: int = 1) -> None:
-        counts[kind] += n
+    def tally(kind: str, example: str) -> None:
+        counts[kind] += 1
         if len(examples.setdefault(kind, [])) < LISTED:
             examples[kind].append(example)
 
     counts["charts"] += 1
     counts["spans"] += n_spans
     if hadm_id not in ctx.split:
-        note("charts_not_in_study", str(hadm_id))
+        tally("charts_not_in_study", str(hadm_id))
         return [], "not_in_study"
     status = ctx.split[hadm_id]
     counts["charts_matched"] += 1
     if status != "test":
-        note("charts_outside_test_split", f"{hadm_id} ({status})")
+        tally("charts_outside_test_split", f"{hadm_id} ({status})")
     if not any(n["category"] == DISCHARGE_SUMMARY for n in chart["notes"]):
-        note("charts_without_discharge_summary", str(hadm_id))
+        tally("charts_without_discharge_summary", str(hadm_id))
     rows = []
     for n in chart["notes"]:
         placed = ctx.notes.get(n["note_id"])
@@ -293,23 +293,23 @@ def _match_chart(path: Path, chart: dict[str, Any], version: str, ctx: _StudyTex
                             f"chart {hadm_id}; the file does not match this MIMIC-III copy")
         if placed is None and n["category"] == DISCHARGE_SUMMARY and n["annotations"]:
             # A summary the study left out (ISERROR, empty): its spans cannot be placed.
-            note("discharge_summary_notes_not_in_document", f"{hadm_id}/{n['note_id']}")
+            tally("discharge_summary_notes_not_in_document", f"{hadm_id}/{n['note_id']}")
         for a in n["annotations"]:
             code, system = study_code(a["code"], a["code_system"])
             scored = a["code_system"] in CODE_SYSTEMS[version] and system is not None
             if a["code_system"] not in CODE_SYSTEMS[version]:
-                note("codes_of_another_code_system", f"{hadm_id}: {a['code']} ({a['code_system']})")
+                tally("codes_of_another_code_system", f"{hadm_id}: {a['code']} ({a['code_system']})")
             elif system is None:
-                note("malformed_codes", f"{hadm_id}: {a['code']!r} ({a['code_system']})")
+                tally("malformed_codes", f"{hadm_id}: {a['code']!r} ({a['code_system']})")
             known = scored and code in ctx.known
             if scored and not known:
-                note("unknown_codes", f"{hadm_id}: {code}")
+                tally("unknown_codes", f"{hadm_id}: {code}")
             doc_begin = doc_end = None
             if placed is None:
                 if n["category"] != DISCHARGE_SUMMARY:
                     counts["spans_outside_discharge_summaries"] += 1
             elif not _fits(a, n, placed, ctx.text[hadm_id]):
-                note("spans_not_fitting_text", f"{hadm_id}/{n['note_id']} [{a['begin']}, {a['end']})")
+                tally("spans_not_fitting_text", f"{hadm_id}/{n['note_id']} [{a['begin']}, {a['end']})")
             else:
                 doc_begin, doc_end = placed[1] + a["begin"], placed[1] + a["end"]
                 counts["spans_placed"] += 1

@@ -85,7 +85,8 @@ def score_mdace(study: Study, conv: Conventions, profile: str | None, types: str
         out = score_table1(study, CoderExports([], counts), models, c, name, refs, shortlist, n_resamples, seed,
                            humans=humans)
         out["mdace"] = info
-        out["notes"] = [*out["notes"], READS]
+        kinds = "; ".join(f"{c['comment']} ({c['charts']})" for c in info["comments"]) or "none"
+        out["notes"] = [*out["notes"], READS, f"MDACE types counted: {types}.", f"Chart comments by kind: {kinds}."]
         return out
 
     main = table(conv, profile)

@@ -140,7 +140,8 @@ def test_report_shows_the_mdace_rows_and_the_evidence_section(mdace_study, capsy
     assert page.locator("#table1-mdace h3").inner_text().startswith("MDACE coders and models on the")
     systems = page.eval_on_selector_all("#table1-mdace table.table1 tbody tr", "trs => trs.map(tr => tr.dataset.system)")
     assert systems == [r["system"] for r in scores["table1_mdace"]["rows"]]
-    assert "MDACE coders read all of a chart's notes" in page.inner_text("#table1-mdace")
+    text = page.inner_text("#table1-mdace")
+    assert "MDACE coders read all of a chart's notes" in text and "Chart comments by kind: Need OP report" in text
     shown = page.eval_on_selector_all("table.evidence tbody tr td", "tds => tds.map(td => [td.dataset.metric, "
                                       "td.dataset.value, td.textContent])")
     row = scores["evidence"]["rows"][0]
