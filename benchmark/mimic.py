@@ -36,6 +36,7 @@ TABLES = {
     "d_procedures": ("D_ICD_PROCEDURES", TITLE_COLUMNS, "px"),
 }
 SPLIT_FILE = "{split}_full_hadm_ids.csv"
+NOTE_SEPARATOR = "\n\n"  # between a summary and its addenda in the joined document
 NOTE_BLOCK_BYTES = 16 << 20  # larger than any single MIMIC note (the longest is about 55 KB)
 
 
@@ -43,7 +44,7 @@ NOTE_BLOCK_BYTES = 16 << 20  # larger than any single MIMIC note (the longest is
 class Notes:
     """Discharge summaries concatenated per admission, and what was dropped on the way."""
 
-    frame: pd.DataFrame  # hadm_id, subject_id (-1 if NOTEEVENTS lacks it), text, n_notes, row_ids
+    frame: pd.DataFrame  # hadm_id, subject_id (-1 if NOTEEVENTS lacks it), text, n_notes, row_ids, note_offsets
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -203,28 +204,45 @@ def _concatenate(notes: dict[str, list], path: Path) -> tuple[pd.DataFrame, dict
     notes.clear()  # the table holds the same strings now
     no_hadm = int(table["hadm_id"].isna().sum())
     table = table[table["hadm_id"].notna()].sort_values(["hadm_id", "chartdate", "charttime", "row_id"], kind="stable")
-    out_hadm, out_subject, out_text, out_n, out_rows = [], [], [], [], []
+    out_hadm, out_subject, out_text, out_n, out_rows, out_offsets = [], [], [], [], [], []
     empty_parts = 0
     rows = zip(table["hadm_id"].tolist(), table["subject_id"].tolist(), table["row_id"].tolist(),
                table["text"].tolist())
     for hadm_id, group in itertools.groupby(rows, key=lambda row: row[0]):
         group = list(group)
-        texts = [text for *_, text in group if isinstance(text, str) and text.strip()]
+        kept = [(row_id, text) for _, _, row_id, text in group if isinstance(text, str) and text.strip()]
+        texts = [text for _, text in kept]
         empty_parts += len(group) - len(texts)
         subjects = [subject for _, subject, _, _ in group if subject is not None and subject is not pd.NA]
         out_hadm.append(int(hadm_id))
         out_subject.append(int(subjects[0]) if subjects else -1)
-        out_text.append("\n\n".join(texts))
+        out_text.append(NOTE_SEPARATOR.join(texts))
         out_n.append(len(texts))
         out_rows.append(" ".join(str(row_id) for _, _, row_id, _ in group))
+        out_offsets.append(note_offsets(kept))
     frame = pd.DataFrame({
         "hadm_id": pd.array(out_hadm, dtype="int64"), "subject_id": pd.array(out_subject, dtype="int64"),
         "text": pd.Series(out_text, dtype=object), "n_notes": pd.array(out_n, dtype="int64"),
-        "row_ids": pd.Series(out_rows, dtype=object),
+        "row_ids": pd.Series(out_rows, dtype=object), "note_offsets": pd.Series(out_offsets, dtype=object),
     })
     counts = {"discharge_summaries_without_hadm_id": no_hadm, "empty_note_rows": empty_parts,
               "admissions_with_summary": len(frame)}
     return frame, counts
+
+
+def note_offsets(notes: list[tuple[int, str]]) -> list[tuple[int, int, int]]:
+    """``(ROW_ID, begin, end)`` of each note inside the joined document (notes joined by a blank line).
+
+    Evidence given as offsets into one NOTEEVENTS row (MDACE's) is moved into the document through these.
+
+    >>> note_offsets([(7, "Summary"), (9, "Addendum")])
+    [(7, 0, 7), (9, 9, 17)]
+    """
+    out, begin = [], 0
+    for row_id, text in notes:
+        out.append((int(row_id), begin, begin + len(text)))
+        begin += len(text) + len(NOTE_SEPARATOR)
+    return out
 
 
 def read_codes(path: Path, system: str) -> tuple[pd.DataFrame, int]:

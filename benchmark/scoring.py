@@ -385,14 +385,16 @@ def label_set_indices(name: str, vocab: Vocabulary, y_ref: np.ndarray, predicted
 
 def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], conv: Conventions,
                  profile: str | None, refs: dict[int, list[str]], shortlist: list[str],
-                 n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+                 n_resamples: int = 1000, seed: int = 0, humans: list[SystemSets] | None = None) -> dict[str, Any]:
     """Table 1 under one set of conventions (the ``table1`` block of scores.json).
 
     ``refs`` (the scored admissions' reference codes) and ``shortlist`` are read once by ``score`` and shared
-    by every convention's table.
+    by every convention's table. ``humans`` replaces the rows made from ``exports`` (MDACE's coders); the
+    first of them is the one compared with the models.
     """
-    systems = human_systems(exports) + models
-    admissions = sorted({a.hadm_id for a in exports.annotations})
+    humans = human_systems(exports) if humans is None else humans
+    systems = humans + models
+    admissions = sorted({h for s in humans for h in s.hadm_ids})
     vocab = Vocabulary.from_study(study)
     vocab.add([c for s in systems for codes in s.sets for c in codes] + [c for v in refs.values() for c in v]
               + shortlist)

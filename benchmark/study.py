@@ -6,6 +6,7 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
                            outputs + SHA-256, counts, tool version)
     documents.parquet      hadm_id, subject_id, split, text, sent_starts, sent_ends, tokens, n_tokens
     references.parquet     hadm_id, code (dotted), system ("dx" | "px"); one row per admission and code
+    note_map.parquet       hadm_id, note_id (NOTEEVENTS ROW_ID), begin, end: each note's place in the document
     codes.parquet          the label space: every code of the references, with titles and counts
     code_system.parquet    every valid code (D_ICD tables + CMS v32), which validates coder codes
                            (see benchmark.codesystem)
@@ -15,6 +16,8 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
     predictions/<name>/    model predictions (see benchmark.predictions)
     labelstudio/           local Label Studio data, credentials (0600) and project map
     exports/               raw coder exports, archived before parsing (timestamp + SHA-256 in the name)
+    mdace_spans.parquet    MDACE's coder annotations placed in the study, mdace_charts.parquet its charts
+                           (both owned by benchmark.mdace; `bench import-mdace`)
     scores.json            Table 1 and Table 2 (see benchmark.scoring)
     report/index.html      the HTML report
 
@@ -46,6 +49,7 @@ _PRODUCERS = {
     "references": "bench prepare",
     "codes": "bench prepare",
     "code_system": "bench prepare",
+    "note_map": "bench prepare",
     "sample": "bench sample",
     "shortlist": "bench sample",
     "scores": "bench score",
@@ -84,6 +88,8 @@ class Study:
     @property
     def code_system(self) -> Path:
         return self.root / "code_system.parquet"
+    def note_map(self) -> Path:
+        return self.root / "note_map.parquet"
 
     @property
     def sample(self) -> Path:

@@ -17,7 +17,7 @@ import base64
 import io
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import matplotlib
@@ -284,3 +284,20 @@ def _chapter_order(label: str) -> tuple[int, int, str]:
 
 def _shorten(label: str, width: int = 48) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def evidence_by_frequency(rows: Sequence[Mapping[str, Any]]) -> Chart | None:
+    """Evidence F1 (token and exact span) per training-frequency bucket, one line per model and measure.
+
+    ``rows`` are ``evidence.rows`` of scores.json, each with ``by_frequency: {bucket: {measure: {"f1": ...}}}``.
+    """
+    series = {f"{row['system']}, {label}": {b: per[measure] for b, per in row.get("by_frequency", {}).items()}
+              for row in rows for measure, label in (("token", "token F1"), ("exact_span", "exact-span F1"))}
+    chart = frequency_f1(series, list(series))
+    if chart is None:
+        return None
+    return replace(chart, key="fig-evidence-frequency", title="Evidence F1 by training frequency",
+                   caption="MDACE's token and exact-span F1 of the model's evidence windows against the coders' "
+                           "spans in the discharge summaries, codes grouped by how often they occur in the "
+                           "training split (evidence.rows[].by_frequency).",
+                   alt="Line chart of evidence F1 per training-frequency bucket for " + ", ".join(series))

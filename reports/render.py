@@ -171,6 +171,7 @@ def build_context(study: Study, include_text: bool) -> dict[str, Any]:
         "table1_columns": TABLE1_COLUMNS,
         "table1_groups": _groups(TABLE1_COLUMNS),
         "table2": _table2(scores or {}),
+        "evidence": _evidence_block(scores or {}),
         "table2_columns": TABLE2_COLUMNS,
         "table2_groups": _groups(TABLE2_COLUMNS),
         "charts": charts,
@@ -242,7 +243,27 @@ def _table1_views(scores: Mapping[str, Any]) -> list[dict[str, Any]]:
     if table1 and (table1.get("profile") is None or table1.get("profile") not in profiles):
         name = table1.get("profile") or "custom"
         views.append(_view("requested", f"As requested on the command line (conventions: {name})", table1))
+    mdace = scores.get("table1_mdace")
+    if mdace:  # `bench score-mdace`: MDACE's coders on their own charts, the models beside them
+        views.append(_view("mdace", f"MDACE coders and models on the {mdace['mdace']['n_charts']} MDACE charts of the "
+                                    f"test split (MDACE types: {mdace['mdace']['types']}; profile "
+                                    f"{mdace.get('profile') or 'custom'})", mdace))
     return views
+
+
+def _evidence_block(scores: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`bench evidence`'s rows as table lines (P, R, F1 per measure) and its frequency figure."""
+    block = scores.get("evidence")
+    if not block:
+        return None
+    lines = []
+    for row in block.get("rows") or []:
+        for label, part in (("all predicted codes", row["all_codes"]), ("correctly predicted codes", row["correct_codes"]),
+                            ("random windows, all codes", row["random_windows"]["all_codes"]),
+                            ("random windows, correct codes", row["random_windows"]["correct_codes"])):
+            cells = [(f"{m}_{k}", part[m][k]) for m in block["measures"] for k in ("precision", "recall", "f1")]
+            lines.append({"system": row["system"], "label": label, "cells": cells, "row": row})
+    return {"block": block, "lines": lines, "chart": figures.evidence_by_frequency(block.get("rows") or [])}
 
 
 def _view(key: str, title: str, table: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,11 @@ def test_demo_produces_scores_for_simulated_coders_and_the_model(demo_study) -> 
     assert scores["table2"]["rows"][0]["n_documents"] == sum(
         1 for _ in (study_dir / "synthetic-corpus" / "test_full_hadm_ids.csv").open())
     assert scores["data_source"] == "synthetic"
+    # The synthetic MDACE companion: its coders beside the model on the test split, and evidence scores.
+    mdace = scores["table1_mdace"]
+    assert mdace["rows"][0]["system"].startswith("MDACE coders (synthetic companion)")
+    assert mdace["rows"][-1]["kind"] == "model" and mdace["mdace"]["n_charts"] == scores["table2"]["rows"][0]["n_documents"]
+    assert scores["evidence"]["rows"][0]["n_charts"] == mdace["mdace"]["n_charts"]
 
 
 def test_demo_report_opens_in_chromium(demo_study, browser, artifact_dir) -> None:

