@@ -107,7 +107,7 @@ class _StudyText:
     split: dict[int, str]
     text: dict[int, str]
     notes: dict[int, tuple[int, int, int]]  # note_id -> (hadm_id, begin, end) in the document
-    known: set[str]
+    known: frozenset[str]
 
 
 def _study_text(study: Study) -> _StudyText:
@@ -165,7 +165,7 @@ def import_mdace(study: Study, directory: Path, version: str = "ICD-9", force: b
         "fingerprint": stamp, "inputs": {"directory": str(Path(directory).expanduser().resolve()), "version": version,
                                          "files": len(files), "archive": archive.name},
         "rules": {"codes": "ICD-9-CM -> dx, ICD-9-PCS -> px, dotted by benchmark.icd.normalize; checked against "
-                           "the study's code catalogue", "offsets": "note begin from note_map.parquet + span offset"},
+                           "the study's code system", "offsets": "note begin from note_map.parquet + span offset"},
         "outputs": study.file_hashes(spans_path(study), charts_path(study)), "summary": summary,
     })
     return summary
@@ -358,7 +358,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{c['spans_outside_discharge_summaries']} in other notes (codes kept, no offsets), "
         f"{c['discharge_summary_notes_not_in_document']} summary notes missing from the document, "
         f"{c['spans_not_fitting_text']} whose text no longer fits",
-        f"codes: {c['unknown_codes']} not in the code catalogue (scored as wrong), {c['malformed_codes']} malformed, "
+        f"codes: {c['unknown_codes']} not in the code system (scored as wrong), {c['malformed_codes']} malformed, "
         f"{c['codes_of_another_code_system']} of another code system (not scored)",
         "types: " + ", ".join(f"{k} {v}" for k, v in summary["types"].items()),
         f"charts without a discharge summary: {c['charts_without_discharge_summary']}; "

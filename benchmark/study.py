@@ -88,6 +88,8 @@ class Study:
     @property
     def code_system(self) -> Path:
         return self.root / "code_system.parquet"
+
+    @property
     def note_map(self) -> Path:
         return self.root / "note_map.parquet"
 

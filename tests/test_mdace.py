@@ -25,12 +25,12 @@ def _ann(begin, end, code, system="ICD-9-CM", kind="Human", description="a title
 NOTE_41 = "Test note four. Hypertension."  # 100004's summary (ROW_ID 41)
 CHARTS = {
     # The test-split chart: both dotted forms, every mapped type, a procedure, an ICD-10 code in the ICD-9
-    # file, a code outside the catalogue, a span past the note's end, and a radiology note not in the study.
+    # file, a string that is no code of the code system, a span past the note's end, and a radiology note not in the study.
     100004: {"hadm_id": 100004, "comment": "Need OP report to validate PCS codes", "notes": [
         {"note_id": 41, "category": "Discharge summary", "description": "Report", "annotations": [
             _ann(16, 28, "4019"), _ann(16, 28, "401.9", kind="MapType.EXACT"),
             _ann(0, 4, "0040", "ICD-9-PCS", "MapType.APPROX"), _ann(16, 28, "I10", "ICD-10-CM", "MapType.NO_ENTRY"),
-            _ann(5, 9, "25000", kind="MapType.MULTI"), _ann(20, 500, "428.0", kind="MapType.MULTI_DESC")]},
+            _ann(5, 9, "99999", kind="MapType.MULTI"), _ann(20, 500, "428.0", kind="MapType.MULTI_DESC")]},
         {"note_id": 9041, "category": "Radiology", "description": "CHEST (PA & LAT)", "annotations": [
             _ann(3, 10, "V45.81")]}]},
     # A training chart: a span in the addendum (ROW_ID 11), which follows the summary in the document, and a
@@ -76,7 +76,7 @@ def test_import_matches_places_and_reports(capsys, tiny_study: Study, tmp_path: 
     assert code == 0, err
     assert "4 charts read, 3 matched to study admissions, 1 not in the study, 1 outside its test split" in out
     assert "spans: 10 read, 6 placed in discharge summaries, 2 in other notes" in out
-    assert "2 whose text no longer fits" in out and "1 not in the code catalogue" in out
+    assert "2 whose text no longer fits" in out and "1 not in the code system" in out
     summary = tiny_study.step("import_mdace")["summary"]
     c = summary["counts"]
     assert (c["charts"], c["charts_matched"], c["charts_not_in_study"], c["charts_outside_test_split"]) == (4, 3, 1, 1)
@@ -100,7 +100,7 @@ def test_import_matches_places_and_reports(capsys, tiny_study: Study, tmp_path: 
     assert {text[100004][int(r.doc_begin):int(r.doc_end)] for r in hyper.itertuples() if r.scored} == {"Hypertension"}
     assert hyper.loc[hyper["code"] == "I10", "scored"].tolist() == [False]
     assert four.set_index("code").loc["00.40", "system"] == "px"
-    assert four.set_index("code").loc["250.00", "known"] == False  # noqa: E712 - numpy bool
+    assert four.set_index("code").loc["999.99", "known"] == False  # noqa: E712 - numpy bool; no ICD-9-CM code
     assert four.set_index("code").loc["428.0", "doc_begin"] is pd.NA  # past the note's end
     addendum = spans[(spans["hadm_id"] == 100001) & (spans["note_id"] == 11)].iloc[0]
     assert addendum["code"] == "E878.8" and addendum["doc_begin"] == len(TINY_SUMMARY) + 2 + 33
