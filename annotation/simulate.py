@@ -205,7 +205,7 @@ class PaperCoder:
         missed_categories = {vocab.category.get(c, "") for c in reference if c not in right}
         siblings = sorted({s for cat in missed_categories for s in vocab.siblings.get(cat, [])} - exclude)
         n_siblings = min(int(rng.binomial(n, self.sibling_share)), len(siblings))
-        wrong = set()
+        wrong: set[str] = set()
         if n_siblings:
             wrong = {siblings[i] for i in rng.choice(len(siblings), size=n_siblings, replace=False)}
         p = vocab.frequent_p * np.array([c not in exclude and c not in wrong for c in vocab.frequent])
