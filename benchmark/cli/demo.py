@@ -86,7 +86,9 @@ def run_demo(args: argparse.Namespace) -> int:
         ("predict test split", lambda: ["predict", "--run", DEMO_RUN, "--split", "test"]),
     ]
     if not args.no_labelstudio:
-        steps.append(("score (Table 1)", lambda: ["score", "--coders", str(study.exports_dir / DEFAULT_NAME)]))
+        # The paper profile, so the printed Table 1 carries the paper's own rows beside the study's.
+        steps.append(("score (Table 1)", lambda: ["score", "--profile", "paper",
+                                                  "--coders", str(study.exports_dir / DEFAULT_NAME)]))
     steps.append(("evaluate (Table 2)", lambda: ["evaluate"]))
     if not args.mimic:  # the synthetic corpus's MDACE companion: an MDACE row and evidence scores
         steps += [
