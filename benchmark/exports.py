@@ -466,8 +466,8 @@ def _select_controls(path: Path, records: list[_Record], ctx: _Context) -> None:
         others = [name for name in found if name != CODES_CONTROL]
         if others and CODES_CONTROL in found:
             raise UserError(f"{path}: Choices/Taxonomy results sit under the control 'codes' and also under "
-                            f"{', '.join(repr(n) for n in others)}; name every control that holds codes, e.g. "
-                            f"--control codes --control {others[0]}")
+                            f"{', '.join(repr(n) for n in others)}; say which hold codes: --control codes, plus "
+                            f"--control {others[0]} if that holds codes too")
         if len(others) == 1:
             raise UserError(f"{path}: the codes sit under the control {others[0]!r}, not 'codes' (a project that "
                             f"`bench setup-labelstudio` did not make); pass --control {others[0]} to read them")

@@ -155,28 +155,20 @@ def test_bad_exports_give_one_line_with_file_and_task(study: Study, tmp_path: Pa
     assert scores["table1"]["rows"][0]["micro"]["precision"] == 0.0
 
 
-def test_export_from_another_project(study: Study, tmp_path: Path, capsys):
-    refs, sample = _refs(study), _sample(study)
+def study_projects(study: Study, coders: dict[str, int], projects: list[dict], tasks: dict[int, int]) -> None:
+    """Write the coders.json and projects.json that `bench setup-labelstudio` writes (coder email -> user id)."""
     study.labelstudio_dir.mkdir(parents=True, exist_ok=True)
+    (study.labelstudio_dir / "coders.json").write_text(json.dumps({"coders": [
+        {"email": email, "id": user, "simulated": False, "name": email.split("@")[0]} for email, user in coders.items()]}))
     (study.labelstudio_dir / "projects.json").write_text(json.dumps(
-        {"projects": [{"id": 7, "coder": "a@example.org", "arm": "unassisted"}], "tasks": {"5": sample[0]}}))
-    other = tmp_path / "other-project.json"
-    other.write_text(json.dumps([full_task(5, sample[0], [choices_annotation(1, 1, refs[sample[0]])], project=99)]))
-    assert "project 99, which is not one of this study's projects" in _bench_fails(study, other, capsys)
-    wrong_task = tmp_path / "wrong-task.json"
-    wrong_task.write_text(json.dumps([full_task(8, sample[1], [choices_annotation(2, 1, refs[sample[1]])])]))
-    assert "task 8" in _bench_fails(study, wrong_task, capsys)
+        {"projects": projects, "tasks": {str(t): h for t, h in tasks.items()}}))
 
 
 def test_arms_are_recorded_and_never_mixed(study: Study, tmp_path: Path, capsys):
     refs, sample = _refs(study), _sample(study)
-    study.labelstudio_dir.mkdir(parents=True, exist_ok=True)
-    (study.labelstudio_dir / "coders.json").write_text(json.dumps({"coders": [
-        {"email": "a@example.org", "id": 1, "simulated": False, "name": "A"}]}))
-    (study.labelstudio_dir / "projects.json").write_text(json.dumps({
-        "projects": [{"id": 7, "coder": "a@example.org", "arm": "unassisted", "task_ids": [1]},
-                     {"id": 8, "coder": "a@example.org", "arm": "assisted", "task_ids": [2]}],
-        "tasks": {"1": sample[0], "2": sample[1]}}))
+    study_projects(study, {"a@example.org": 1}, [{"id": 7, "coder": "a@example.org", "arm": "unassisted", "task_ids": [1]},
+                                                 {"id": 8, "coder": "a@example.org", "arm": "assisted", "task_ids": [2]}],
+                   {1: sample[0], 2: sample[1]})
     one = full_task(1, sample[0], [choices_annotation(1, 1, refs[sample[0]])], project=7)
     one["coding_bench"] = {"project": 7, "coder": "a@example.org", "arm": "unassisted"}   # bench pull's tag
     single = tmp_path / "unassisted.json"
@@ -275,17 +267,14 @@ def test_several_code_controls_are_refused_until_named(study: Study, tmp_path: P
     mixed_path = tmp_path / "codes-and-more.json"
     mixed_path.write_text(json.dumps([full_task(1, h, [mixed])]))
     err = _bench_fails(study, mixed_path, capsys)
-    assert "'codes' and also under 'secondary'" in err and "--control codes --control secondary" in err
+    assert "'codes' and also under 'secondary'" in err and "--control codes, plus --control secondary" in err
 
 
 def test_export_from_another_server_is_refused(study: Study, tmp_path: Path, capsys):
     refs, sample = _refs(study), _sample(study)
-    study.labelstudio_dir.mkdir(parents=True, exist_ok=True)
-    (study.labelstudio_dir / "coders.json").write_text(json.dumps({"coders": [
-        {"email": "a@example.org", "id": 1, "simulated": False, "name": "A"}]}))
-    (study.labelstudio_dir / "projects.json").write_text(json.dumps(
-        {"projects": [{"id": 7, "coder": "a@example.org", "coder_id": 1, "arm": "unassisted", "task_ids": [5, 6]}],
-         "tasks": {"5": sample[0], "6": sample[1]}}))
+    study_projects(study, {"a@example.org": 1},
+                   [{"id": 7, "coder": "a@example.org", "coder_id": 1, "arm": "unassisted", "task_ids": [5, 6]}],
+                   {5: sample[0], 6: sample[1]})
     # Task 5 exists here too, but holds another admission: user 1 over there is not coder a.
     other = [full_task(5, sample[2], [foreign_annotation(1, 1, "icd9", "choices", refs[sample[2]])], project=7)]
     for fmt, path in write_formats(other, foreign_config("icd9", "choices", refs[sample[2]]), tmp_path / "x").items():
@@ -296,18 +285,18 @@ def test_export_from_another_server_is_refused(study: Study, tmp_path: Path, cap
     other_project.write_text(json.dumps([full_task(5, sample[0], [choices_annotation(1, 1, refs[sample[0]])], project=3)]))
     err = _bench_fails(study, other_project, capsys)
     assert "project 3, which is not one of this study's projects (7)" in err and "different Label Studio server" in err
+    unknown_task = tmp_path / "unknown-task.json"       # a task id this study's projects never had
+    unknown_task.write_text(json.dumps([full_task(8, sample[1], [choices_annotation(2, 1, refs[sample[1]])])]))
+    err = _bench_fails(study, unknown_task, capsys)
+    assert "task 8" in err and "is not a task of this study's Label Studio projects" in err
 
 
 def test_unassigned_annotators_are_counted_listed_and_left_out(study: Study, tmp_path: Path, capsys):
     refs, sample = _refs(study), _sample(study)
-    study.labelstudio_dir.mkdir(parents=True, exist_ok=True)
-    (study.labelstudio_dir / "coders.json").write_text(json.dumps({"coders": [
-        {"email": "a@example.org", "id": 3, "simulated": False, "name": "A"},
-        {"email": "b@example.org", "id": 4, "simulated": False, "name": "B"}]}))
-    (study.labelstudio_dir / "projects.json").write_text(json.dumps({"projects": [
+    study_projects(study, {"a@example.org": 3, "b@example.org": 4}, [
         {"id": 7, "coder": "a@example.org", "coder_id": 3, "arm": "unassisted", "task_ids": [1, 2, 3]},
         {"id": 8, "coder": "b@example.org", "coder_id": 4, "arm": "unassisted", "task_ids": [4]}],
-        "tasks": {str(i + 1): h for i, h in enumerate(sample[:4])}}))
+        {i + 1: h for i, h in enumerate(sample[:4])})
     h = sample[:4]
     tasks = [full_task(1, h[0], [choices_annotation(10, 3, refs[h[0]])], project=7),
              full_task(2, h[1], [choices_annotation(20, 4, refs[h[1]])], project=7),    # coder b in a's project
