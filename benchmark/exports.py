@@ -29,13 +29,13 @@ Codes are the chosen values (a taxonomy's leaf, the last element of its path), n
 **Which server, and who coded.** In a study whose projects ``bench setup-labelstudio`` made
 (``labelstudio/projects.json``), an export must come from those projects: a ``project`` id that is not
 the study's, or a task id whose admission differs from the study's task map, means another Label Studio
-server, and is refused, since its user ids mean other people. There, integer user ids are named through
-the study's accounts (``labelstudio/coders.json``), and an annotation by anyone but the coder assigned
-to the project (an admin testing the page, another coder) is an *unassigned annotator*: counted, listed
-by id or e-mail, and left out of the scores unless ``include_unassigned``. In a study without projects of
-its own (exports handed over by another site), every annotator is a coder, named by e-mail or
-``user <id>``: that site's integer ids are never looked up in this study's accounts, only in an explicit
-coder map (``--coder-map FILE``, :func:`read_coder_map`).
+server, and is refused, since its user ids mean other people. There, an annotation by anyone but the
+coder assigned to the project (an admin testing the page, another coder) is an *unassigned annotator*:
+counted, listed by id or e-mail, and left out of the scores unless ``include_unassigned``. In a study
+without projects of its own (exports handed over by another site), every annotator is a coder. Integer
+user ids are named only through the study's own accounts (``labelstudio/coders.json``, which
+``bench setup-labelstudio`` writes with the projects) or an explicit coder map (``--coder-map FILE``,
+:func:`read_coder_map`, which wins), else by e-mail or as ``user <id>``; never by guessing.
 
 Nothing is silently dropped. Counted and reported: annotations a coder *skipped* (``was_cancelled`` with
 no result, Label Studio's Skip button), *cancelled* (``was_cancelled`` with codes already chosen), tasks
@@ -94,7 +94,7 @@ class Annotation:
     simulated: bool = False
     coder_name: str | None = None
     arm: str | None = None         # "unassisted" | "assisted" when the study's project map says so
-    assigned: bool = True          # False: not the coder of the study's project it sits in (kept by --include-unassigned)
+    assigned: bool = True          # False: not the coder of the study's project it sits in (--include-unassigned)
     email: str | None = None
 
 
@@ -291,6 +291,8 @@ def read_coder_exports(paths: Sequence[Path], study: Study, allow_unknown: bool 
             records.append(record)
     notes: list[str] = []
     annotations, unassigned = _resolve(records, ctx, counts, allow_unknown, notes)
+    if ctx.coder_map:
+        notes.extend(_coder_map_gaps(coder_map, records, annotations, ctx.coder_map))
     arms = sorted({a.arm for a in annotations if a.arm})
     if len(arms) > 1:
         raise UserError(f"{', '.join(str(p) for p in paths)}: the exports mix the {' and '.join(arms)} arms; "
@@ -302,6 +304,22 @@ def read_coder_exports(paths: Sequence[Path], study: Study, allow_unknown: bool 
                    "study_projects": bool(ctx.projects)}
     return CoderExports(annotations=annotations, counts=counts, exports=archived, arm=arms[0] if arms else None,
                         unassigned=unassigned, attribution=attribution, notes=notes)
+
+
+def _coder_map_gaps(path: Path | None, records: list[_Record], annotations: list[Annotation],
+                    coder_map: dict[str, str]) -> list[str]:
+    """What the CLI says when the coder map and the exports do not cover each other (a typo in an id, say)."""
+    seen = {str(r.coder_id) for r in records if r.coder_id is not None} | {r.email for r in records if r.email}
+    unused = sorted(set(coder_map) - seen)
+    unnamed = sorted({a.coder for a in annotations if a.coder not in coder_map.values()})
+    gaps = []
+    if unused:
+        match = "entry matches" if len(unused) == 1 else "entries match"
+        gaps.append(f"--coder-map {path}: {len(unused)} {match} no annotator of the exports ({', '.join(unused[:5])})")
+    if unnamed:
+        gaps.append(f"--coder-map {path} does not name {len(unnamed)} annotator(s), shown by e-mail or id: "
+                    f"{', '.join(unnamed[:5])}")
+    return gaps
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
@@ -409,7 +427,8 @@ def _parse_min_record(path: Path, item: dict[str, Any], index: int, ctx: _Contex
         return _Record(where, "no_annotation", task_id, hadm_id, project=project)
     annotator = item.get("annotator")
     email = annotator.lower() if isinstance(annotator, str) and "@" in annotator else None
-    values = {k: v for k, v in item.items() if k not in _MIN_FIELDS and k not in data_keys and v not in (None, "", [], {})}
+    values = {k: v for k, v in item.items()
+              if k not in _MIN_FIELDS and k not in data_keys and v not in (None, "", [], {})}
     return _Record(where, "scored", task_id, hadm_id, project=project, coder_id=_int_or_none(annotator), email=email,
                    values=values, insufficient=bool(item.get(INSUFFICIENT_CONTROL)),
                    annotation_id=_int_or_none(item.get("annotation_id")), lead_time=item.get("lead_time"),
@@ -610,7 +629,8 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
     if bad_lead_times:
         notes.append(f"{len(bad_lead_times)} annotation(s) have a lead_time that is not a number of seconds "
                      f"(first: {bad_lead_times[0]}); counted as missing in the coders' throughput")
-    listed = [{**u, "projects": sorted(p for p in u["projects"] if p is not None)} for _, u in sorted(unassigned.items())]
+    listed = [{**u, "projects": sorted(p for p in u["projects"] if p is not None)}
+              for _, u in sorted(unassigned.items())]
     if listed:
         who = ", ".join(f"{u['annotator']} ({u['n_annotations']})" for u in listed)
         notes.append(f"{counts['unassigned']} annotation(s) by unassigned annotators, not the coder of the study's "
@@ -638,7 +658,8 @@ def _assigned(rec: _Record, account: _Account | None, ctx: _Context) -> bool:
     own = ctx.projects.get(rec.project) if rec.project is not None else ctx.project_of(rec.task_id)
     if own is None:
         return True
-    return (own.coder_id is not None and own.coder_id == account.id) or (own.coder is not None and own.coder == account.email)
+    return ((own.coder_id is not None and own.coder_id == account.id)
+            or (own.coder is not None and own.coder == account.email))
 
 
 def _mapped_name(coder_id: int | None, email: str | None, ctx: _Context) -> str | None:

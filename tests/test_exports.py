@@ -335,12 +335,17 @@ def test_foreign_annotators_are_coders_named_by_id_email_or_coder_map(study: Stu
     assert scores["table1"]["counts"]["unassigned"] == 0
     coder_map = tmp_path / "coders.json"
     coder_map.write_text(json.dumps({"17": "Coder Smith", "18": "Coder Smith", "JO@site.org": "Coder Jones"}))
-    scores, _ = _bench_ok(study, capsys, "--coders", str(path), "--coder-map", str(coder_map))
+    scores, out = _bench_ok(study, capsys, "--coders", str(path), "--coder-map", str(coder_map))
+    assert "--coder-map" not in out                                  # every annotator named, every entry used
     rows = [r for r in scores["table1"]["rows"] if r["kind"] == "coder"]
     assert [(r["system"], r["n_documents"], r["coder"]["name"]) for r in rows] == [
         ("Coder A (Coder Jones)", 2, "Coder Jones"), ("Coder B (Coder Smith)", 4, "Coder Smith")]
     assert scores["table1"]["attribution"]["coder_map"]["source"] == str(coder_map)
     assert coder_map.read_bytes() in [p.read_bytes() for p in study.exports_dir.iterdir()]   # archived
+    coder_map.write_text(json.dumps({"17": "Coder Smith", "71": "Coder Smith"}))             # a typo: 71 for 18
+    scores, out = _bench_ok(study, capsys, "--coders", str(path), "--coder-map", str(coder_map))
+    assert "1 entry matches no annotator of the exports (71)" in out
+    assert "does not name 2 annotator(s), shown by e-mail or id: jo@site.org, user 18" in out
     for text, expected in [('{"jo": "X"}', "key 'jo' is neither an integer user id nor an e-mail"),
                            ('{"17": ""}', "must be a non-empty string"), ("[1]", "non-empty JSON object"),
                            ("{", "not a JSON coder map")]:
