@@ -337,7 +337,7 @@ def _parse_file(path: Path, raw: bytes, ctx: _Context) -> list[_Record]:
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text ({exc}); export again from Label Studio as JSON or CSV") from exc
     if path.suffix.lower() == ".csv" or (text.lstrip()[:1] not in ("[", "{") and text.strip()):
-        return _min_records(path, _csv_items(path, text), ctx)
+        return _min_records(path, _csv_items(path, text, set(ctx.controls) or {CODES_CONTROL}), ctx)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -435,8 +435,12 @@ def _parse_min_record(path: Path, item: dict[str, Any], index: int, ctx: _Contex
                    updated_at=str(item.get("updated_at") or item.get("created_at") or ""), arm=arm)
 
 
-def _csv_items(path: Path, text: str) -> list[dict[str, Any]]:
-    """CSV rows as JSON_MIN records: a cell that holds a JSON object or list is decoded."""
+def _csv_items(path: Path, text: str, code_controls: set[str]) -> list[dict[str, Any]]:
+    """CSV rows as JSON_MIN records: a cell that holds a JSON object or list is decoded.
+
+    A cell that only starts like JSON is text (a note's "[**2151-7-16**]"), except in a code control's
+    column, where it is a damaged export.
+    """
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # note text can exceed the 128 KB default
     reader = csv.DictReader(io.StringIO(text))
     missing = {"hadm_id", "annotator"} - set(reader.fieldnames or [])
@@ -457,7 +461,9 @@ def _csv_items(path: Path, text: str) -> list[dict[str, Any]]:
             try:
                 item[key] = json.loads(value)
             except json.JSONDecodeError:
-                raise UserError(f"{path}: row {index + 2}: the {key} cell is not valid JSON; export it again") from None
+                if key in code_controls:
+                    raise UserError(f"{path}: row {index + 2}: the {key} cell is not valid JSON; export it again"
+                                    ) from None
         items.append(item)
     return items
 

@@ -228,6 +228,8 @@ def test_codes_under_another_control_are_named_then_read(study: Study, tmp_path:
     tasks = [full_task(500 + i, h, [foreign_annotation(900 + i, 41 + i % 2, control, ui, picked[h])], project=3)
              for i, h in enumerate(sample[:6])]
     tasks.append(full_task(506, sample[6], []))                          # a task nobody coded
+    for task in tasks:  # the site's own task data: text that starts like JSON, an id shaped like a code
+        task["data"].update({"header": "[**2151-7-16**] discharge", "subject_id": 12345 + task["id"]})
     config = foreign_config(control, ui, sorted({c for v in picked.values() for c in v}))
     tables = {}
     for fmt, path in write_formats(tasks, config, tmp_path / "site").items():
