@@ -549,8 +549,8 @@ def _task_hadm(where: str, value: Any, task_id: int | None, ctx: _Context) -> in
     """The task's admission, checked against the study's task map (when it has projects) and the sample."""
     hadm_id = _int_or_none(value)
     if hadm_id is None:
-        raise UserError(f"{where}: no hadm_id in the task data; this is not a coding-bench task "
-                        "(tasks are created by `bench setup-labelstudio`)")
+        raise UserError(f"{where}: no hadm_id in the task data; every task must carry its admission's hadm_id "
+                        "(`bench setup-labelstudio` puts it there; another site's tasks need a hadm_id field)")
     if ctx.projects and task_id is not None:
         mapped = ctx.task_map.get(task_id)
         if mapped is not None and mapped != hadm_id:
