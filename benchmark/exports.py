@@ -98,17 +98,38 @@ class Annotation:
     email: str | None = None
 
 
+@dataclass(frozen=True)
+class UnassignedAnnotator:
+    """A user whose annotations sit in a study project made for another coder (or who is no study coder)."""
+
+    annotator: str              # email, else "user <id>"
+    id: int | None
+    email: str | None
+    projects: tuple[int, ...]   # the study projects they annotated in
+    n_annotations: int
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """How annotations were read and given to coders (stored beside Table 1)."""
+
+    controls: tuple[str, ...]               # the controls whose values are the codes
+    coder_map: dict[str, str] | None        # the archived --coder-map file: path, sha256, source
+    include_unassigned: bool
+    study_projects: bool                    # the study has Label Studio projects, so exports were checked against them
+
+
 @dataclass
 class CoderExports:
     """The scored annotations of one or more exports, what was left out and why, and the archived files."""
 
     annotations: list[Annotation]
     counts: dict[str, int]
+    attribution: Attribution
     exports: list[dict[str, str]] = field(default_factory=list)
     arm: str | None = None
-    unassigned: list[dict[str, Any]] = field(default_factory=list)  # one entry per unassigned annotator
-    attribution: dict[str, Any] = field(default_factory=dict)       # controls read, coder map, --include-unassigned
-    notes: list[str] = field(default_factory=list)                  # what the CLI says beside the table
+    unassigned: list[UnassignedAnnotator] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the CLI says beside the table
 
 
 @dataclass(frozen=True)
@@ -299,9 +320,8 @@ def read_coder_exports(paths: Sequence[Path], study: Study, allow_unknown: bool 
                         "score each arm on its own (`bench pull` writes one merged file per arm)")
     counts["tasks"] = len({hadm for _, hadm in tasks_seen})
     counts["scored"] = len(annotations)
-    attribution = {"controls": sorted(ctx.controls or (CODES_CONTROL,)),
-                   "coder_map": archived_map, "include_unassigned": include_unassigned,
-                   "study_projects": bool(ctx.projects)}
+    attribution = Attribution(controls=tuple(sorted(ctx.controls or (CODES_CONTROL,))), coder_map=archived_map,
+                              include_unassigned=include_unassigned, study_projects=bool(ctx.projects))
     return CoderExports(annotations=annotations, counts=counts, exports=archived, arm=arms[0] if arms else None,
                         unassigned=unassigned, attribution=attribution, notes=notes)
 
@@ -569,13 +589,13 @@ def _task_hadm(where: str, value: Any, task_id: int | None, ctx: _Context) -> in
 
 # --- merging -----------------------------------------------------------------------------------------
 def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allow_unknown: bool,
-             notes: list[str]) -> tuple[list[Annotation], list[dict[str, Any]]]:
+             notes: list[str]) -> tuple[list[Annotation], list[UnassignedAnnotator]]:
     """Normalise codes, name coders, set aside unassigned annotators, check unknown codes, and keep the latest
     annotation per coder and task. Returns the annotations and the unassigned annotators."""
     unknown_by_task: list[str] = []
     seen_ids: set[tuple[int | None, int]] = set()
     latest: dict[tuple[str, int], Annotation] = {}
-    unassigned: dict[str, dict[str, Any]] = {}
+    unassigned: dict[str, tuple[int | None, str | None, list[_Record]]] = {}  # label -> id, email, annotations
     bad_lead_times: list[str] = []
     for rec in records:
         if rec.kind == "no_annotation":
@@ -594,10 +614,7 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
         assigned = _assigned(rec, account, ctx)
         if not assigned:
             counts["unassigned"] += 1
-            entry = unassigned.setdefault(label, {"annotator": label, "id": coder_id, "email": email,
-                                                  "projects": set(), "n_annotations": 0})
-            entry["n_annotations"] += 1
-            entry["projects"].add(rec.project)
+            unassigned.setdefault(label, (coder_id, email, []))[2].append(rec)
             if not ctx.include_unassigned:
                 continue
         if rec.kind in ("skipped", "cancelled"):
@@ -635,10 +652,11 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
     if bad_lead_times:
         notes.append(f"{len(bad_lead_times)} annotation(s) have a lead_time that is not a number of seconds "
                      f"(first: {bad_lead_times[0]}); counted as missing in the coders' throughput")
-    listed = [{**u, "projects": sorted(p for p in u["projects"] if p is not None)}
-              for _, u in sorted(unassigned.items())]
+    listed = [UnassignedAnnotator(annotator=label, id=user, email=mail, n_annotations=len(recs),
+                                  projects=tuple(sorted({r.project for r in recs if r.project is not None})))
+              for label, (user, mail, recs) in sorted(unassigned.items())]
     if listed:
-        who = ", ".join(f"{u['annotator']} ({u['n_annotations']})" for u in listed)
+        who = ", ".join(f"{u.annotator} ({u.n_annotations})" for u in listed)
         notes.append(f"{counts['unassigned']} annotation(s) by unassigned annotators, not the coder of the study's "
                      f"project they sit in: {who}; " + ("scored, as --include-unassigned asks" if ctx.include_unassigned
                                                        else "not scored (--include-unassigned scores them)"))

@@ -40,7 +40,7 @@ import json
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -439,8 +439,8 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "breakdowns": breakdowns,
         "agreement": agreement(coder_sets),
         "counts": exports.counts,
-        "unassigned_annotators": exports.unassigned,
-        "attribution": exports.attribution,
+        "unassigned_annotators": [asdict(u) for u in exports.unassigned],
+        "attribution": asdict(exports.attribution),
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
     }

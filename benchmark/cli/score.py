@@ -72,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
     from pathlib import Path
 
     from benchmark.errors import UserError
@@ -92,15 +93,16 @@ def _score(args: argparse.Namespace) -> int:
     for note in exports.notes:
         print(f"Note: {note}")
     models = [r["system"] for r in result["table1"]["rows"] if r["kind"] == "model"]
+    attribution = asdict(exports.attribution)
     if not models:
         print("No model row: no prediction set under study/predictions covers these admissions "
               "(run `bench predict`, or pass --predictions PATH).")
     study.record_step("score", {
         "fingerprint": fingerprint({"exports": sorted(e["sha256"] for e in exports.exports), "conventions": conv,
                                     "models": models, "bootstrap": args.bootstrap, "seed": args.seed,
-                                    "attribution": exports.attribution}),
+                                    "attribution": attribution}),
         "exports": exports.exports, "conventions": conv.__dict__, "profile": profile, "models": models,
-        "attribution": exports.attribution,
+        "attribution": attribution,
         "counts": exports.counts, "outputs": study.file_hashes(path),
     })
     print(f"Wrote {path}")
