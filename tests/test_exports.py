@@ -304,14 +304,18 @@ def test_unassigned_annotators_are_counted_listed_and_left_out(study: Study, tmp
              full_task(2, h[1], [choices_annotation(20, 4, refs[h[1]])], project=7),    # coder b in a's project
              full_task(3, h[2], [choices_annotation(30, 1, refs[h[2]][:1])], project=7),  # the admin, no coder
              full_task(4, h[3], [choices_annotation(40, 4, refs[h[3]])], project=8)]
-    path = tmp_path / "merged.json"
-    path.write_text(json.dumps(tasks))
+    # The UI's JSON_MIN and CSV exports carry no project: the study's task map tells it.
+    formats = write_formats(tasks, foreign_config("codes", "choices", sorted({c for t in h for c in refs[t]})),
+                            tmp_path / "ui")
+    for fmt, export in formats.items():
+        t1 = _bench_ok(study, capsys, "--coders", str(export))[0]["table1"]
+        assert (t1["counts"]["unassigned"], t1["counts"]["scored"], t1["n_documents"]) == (2, 2, 2), fmt
+        assert t1["unassigned_annotators"] == [
+            {"annotator": "b@example.org", "id": 4, "email": "b@example.org", "projects": [7], "n_annotations": 1},
+            {"annotator": "user 1", "id": 1, "email": None, "projects": [7], "n_annotations": 1}], fmt
+    path = formats["json"]
     scores, out = _bench_ok(study, capsys, "--coders", str(path))
     t1 = scores["table1"]
-    assert (t1["counts"]["unassigned"], t1["counts"]["scored"], t1["n_documents"]) == (2, 2, 2)
-    assert t1["unassigned_annotators"] == [
-        {"annotator": "b@example.org", "id": 4, "email": "b@example.org", "projects": [7], "n_annotations": 1},
-        {"annotator": "user 1", "id": 1, "email": None, "projects": [7], "n_annotations": 1}]
     assert "unassigned 2" in out and "Note: 2 annotation(s) by unassigned annotators" in out and "user 1 (1)" in out
     assert [r["system"] for r in t1["rows"] if r["kind"] == "coder"] == ["Coder A (a@example.org)",
                                                                           "Coder B (b@example.org)"]
