@@ -85,7 +85,7 @@ def test_two_ranks_equal_one_rank(reference: dict) -> None:
     # encoder's included (all-reduced by hand outside DDP), equals the single-process one (relative error
     # of the whole tensor; Adam hides scale errors in the weights, so this is the check for them).
     one, two = _moments(reference["one-step1"], "exp_avg"), _moments(reference["two-step1"], "exp_avg")
-    assert one.keys() == two.keys() and any(n.startswith("title_") for n in one)
+    assert one.keys() == two.keys() and any(n.startswith("coder.") for n in one)
     for name in one:
         error = (one[name] - two[name]).norm() / one[name].norm().clamp_min(1e-30)
         assert error < 1e-5, f"step-1 gradient of {name}: relative error {error:.2e}"

@@ -18,7 +18,8 @@ from rac import word2vec
 from rac.config import resolve
 from benchmark.text import token_spans
 from rac.data import BucketSampler, collate, example_ids
-from rac.train import build_model, gathered_probs, load_data, scores, train, tune_threshold
+from rac.run import build_model, load_data
+from rac.train import gathered_probs, scores, train, tune_threshold
 from tests.rac_helpers import build_study
 
 
