@@ -256,7 +256,8 @@ class TitleEncoder(nn.Module):
 
 class CodeQueries(nn.Module):
     """The coder without code titles (the paper's "- CodeTitles" ablation): one learned query per code,
-    randomly initialised (Xavier uniform, as CAML's label attention ``U``); the title tokens are ignored."""
+    randomly initialised the way CAML's label attention is (``ConvAttnPool.U``, Xavier uniform, in
+    caml-mimic's learn/models.py); the title tokens are ignored."""
 
     def __init__(self, config: RACConfig):
         super().__init__()

@@ -238,7 +238,7 @@ def train(study: Study, name: str, cfg: TrainConfig) -> dict[str, Any] | None:
 
 
 @dataclass
-class Run:
+class TrainingRun:
     """One rank's view of a training run: what it trains, and the progress its checkpoints save."""
 
     study: Study
@@ -298,7 +298,7 @@ def _train(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, dev
 
 
 def _setup(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, device: torch.device,
-           ddp: bool) -> Run:
+           ddp: bool) -> TrainingRun:
     """Config and word2vec on disk (rank 0), then data, model, optimizer, SWA average and sampler on every rank;
     resumed from ``last.pt`` when there is one."""
     run_dir = study.runs_dir / name
@@ -316,14 +316,14 @@ def _setup(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, dev
                             rank, world, cfg.seed, cfg.bucket_batches)
     torch.manual_seed(cfg.seed + rank)  # dropout differs across ranks, like independent data-parallel workers
     state = {"global_step": 0, "best_p8": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "stopped": False}
-    run = Run(study, name, cfg, rank, world, device, ddp, data, data.titles.to(device), model, optimizer,
-              AveragedModel(model), sampler, state)
+    run = TrainingRun(study, name, cfg, rank, world, device, ddp, data, data.titles.to(device), model, optimizer,
+                      AveragedModel(model), sampler, state)
     if run.last.exists():
         _resume(run)
     return run
 
 
-def _resume(run: Run) -> None:
+def _resume(run: TrainingRun) -> None:
     ckpt = torch.load(run.last, map_location=run.device, weights_only=False)
     load_weights(run.model, ckpt["model"], run.last)
     run.optimizer.load_state_dict(ckpt["optimizer"])
@@ -339,7 +339,7 @@ def _resume(run: Run) -> None:
               f"(global step {run.state['global_step']})")
 
 
-def _train_epoch(run: Run, reader: torch.nn.Module, peak: float) -> bool:
+def _train_epoch(run: TrainingRun, reader: torch.nn.Module, peak: float) -> bool:
     """The epoch's remaining optimizer steps (with mid-epoch checkpoints); False when ``max_steps`` stopped it."""
     cfg, state, sampler = run.cfg, run.state, run.sampler
     run.model.train()
@@ -369,7 +369,8 @@ def _train_epoch(run: Run, reader: torch.nn.Module, peak: float) -> bool:
     return True
 
 
-def _step(run: Run, reader: torch.nn.Module, micro_batches: list[list[tuple[int, int]]]) -> tuple[torch.Tensor, float]:
+def _step(run: TrainingRun, reader: torch.nn.Module,
+          micro_batches: list[list[tuple[int, int]]]) -> tuple[torch.Tensor, float]:
     """One optimizer step over this rank's micro-batches: (loss averaged over ranks, FLOPs of all ranks)."""
     cfg, model, device, world = run.cfg, run.model, run.device, run.world
     notes, n_codes, epoch = run.data.notes["train"], len(run.data.codes), run.sampler.epoch
@@ -405,7 +406,7 @@ def _step(run: Run, reader: torch.nn.Module, micro_batches: list[list[tuple[int,
     return step_loss, flops
 
 
-def _evaluate_epoch(run: Run, epoch_start: float) -> None:
+def _evaluate_epoch(run: TrainingRun, epoch_start: float) -> None:
     """Epoch end: dev P@8 at 0.5, the SWA snapshot, the best checkpoint, early stopping and metrics.jsonl."""
     cfg, state, epoch = run.cfg, run.state, run.sampler.epoch + 1
     dev_notes = run.data.notes["dev"]
@@ -438,7 +439,7 @@ def _evaluate_epoch(run: Run, epoch_start: float) -> None:
               f"{' (best)' if improved else ''}{' [SWA snapshot]' if snapshot else ''}")
 
 
-def _checkpoint_epoch(run: Run) -> None:
+def _checkpoint_epoch(run: TrainingRun) -> None:
     """Move the sampler to the next epoch and save ``epoch-NNN.pt``, which becomes ``last.pt``."""
     epoch = run.sampler.epoch + 1
     run.sampler.set_epoch(epoch)
@@ -451,7 +452,7 @@ def _checkpoint_epoch(run: Run) -> None:
         dist.barrier()
 
 
-def _checkpoint(run: Run, path: Path) -> None:
+def _checkpoint(run: TrainingRun, path: Path) -> None:
     """Everything a resumed run needs to continue exactly: weights, optimizer, SWA, sampler, progress, every
     rank's RNG state (gathered to rank 0, which writes the file)."""
     rngs: list[Any] = [None] * run.world
@@ -480,7 +481,7 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
             old.unlink()
 
 
-def _finish(run: Run) -> dict | None:
+def _finish(run: TrainingRun) -> dict | None:
     """SWA finalisation: evaluate best and SWA on dev (tune thresholds) and test; write swa.pt and summary.json."""
     cfg, data, model, swa = run.cfg, run.data, run.model, run.swa
     results: dict[str, Any] = {}
