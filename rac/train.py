@@ -271,6 +271,7 @@ class TrainingRun:
 
 def _train(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, device: torch.device,
            ddp: bool) -> dict[str, Any] | None:
+    """This rank's part of the run: setup, the epochs (steps, evaluation, checkpoints), then SWA finalisation."""
     cfg.validate(world)
     require_study(study)
     summary = study.runs_dir / name / "summary.json"
