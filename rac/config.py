@@ -132,11 +132,11 @@ class TrainConfig:
             raise UserError(f"config: adam_eps={self.adam_eps} must be positive")
         if self.lr <= 0:
             raise UserError(f"config: lr={self.lr} must be positive")
-        per_step = self.batch_per_rank * world_size
         parse_ablations(self.ablate)
         if "sentperm" in self.ablations and self.augment_copies:
             raise UserError(f"config: ablate={self.ablate} trains without sentence permutation, but "
                             f"augment_copies={self.augment_copies}; drop --set augment_copies=...")
+        per_step = self.batch_per_rank * world_size
         if self.global_batch % per_step:
             raise UserError(
                 f"config: global_batch={self.global_batch} is not a multiple of batch_per_rank x world size "
@@ -179,6 +179,7 @@ def resolve(preset: str = "paper", overrides: list[str] | None = None, epochs: i
         raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
     types = {f.name: f.type for f in fields(TrainConfig)}
+    overridden: set[str] = set()
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
@@ -187,13 +188,13 @@ def resolve(preset: str = "paper", overrides: list[str] | None = None, epochs: i
         if key not in types:
             raise UserError(f"--set {item}: unknown key {key!r}; known keys: {', '.join(types)}")
         values[key] = _parse(item, types[key], raw.strip())
+        overridden.add(key)
     if epochs is not None:
         values["epochs"] = epochs
     if ablate:
         values["ablate"] = ablate
     values["ablate"] = parse_ablations(values.get("ablate", ""))
-    if "sentperm" in values["ablate"].split(",") and not any(
-            item.partition("=")[0].strip().replace("-", "_") == "augment_copies" for item in overrides or []):
+    if "sentperm" in values["ablate"].split(",") and "augment_copies" not in overridden:
         values["augment_copies"] = 0
     return TrainConfig(**values)
 
