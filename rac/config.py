@@ -20,6 +20,12 @@ snapshot of the weights after epoch ``swa_start`` (1 = the first) and then after
 (1, 6, 11, ...), averaged with equal weight by ``torch.optim.swa_utils.AveragedModel``. The other reading (a
 snapshot every epoch, with an average published every 5) gives the same model at epochs 5, 10, ... only if
 snapshots are taken every epoch: set ``swa_every=1`` for that.
+
+Ablations (``--ablate``, the paper's Table 2 rows "RAC - SWA", "RAC - SWA - SentPerm" and "RAC - SWA - SentPerm
+- CodeTitles"): ``swa`` takes no SWA snapshots, so the best-on-dev checkpoint is the model; ``sentperm`` trains
+without the sentence-shuffled copies (``augment_copies=0``); ``titles`` replaces the title encoder by one query
+per code learned from a random start (``rac.model.CodeQueries``, the way CAML's label attention is). The resolved
+config records them in ``ablate``, and ``system_name`` names the run after its Table 2 row.
 """
 
 from __future__ import annotations
@@ -73,6 +79,31 @@ class TrainConfig:
     keep_epoch_checkpoints: int = 2  # epoch checkpoints kept on disk (0 = all)
     eval_batch: int = 8
     max_steps: int = 0          # stop after this many optimizer steps (0 = no limit; smoke and perf runs)
+    # --- ablations of the paper's Table 2 (--ablate; comma-separated, in ABLATIONS order) ---
+    ablate: str = ""
+
+    @property
+    def ablations(self) -> list[str]:
+        return [name for name in self.ablate.split(",") if name]
+
+    @property
+    def swa(self) -> bool:
+        """Whether epochs end with SWA snapshots (``--ablate swa`` turns them off)."""
+        return "swa" not in self.ablations
+
+    @property
+    def code_titles(self) -> bool:
+        """Whether the code queries come from the titles (RACConfig.code_titles; ``--ablate titles``)."""
+        return "titles" not in self.ablations
+
+    @property
+    def system_name(self) -> str:
+        """The run's name as a row of the paper's Table 2.
+
+        >>> resolve("tiny", ablate="titles,swa").system_name
+        'RAC - SWA - CodeTitles'
+        """
+        return " - ".join(["RAC", *(ABLATIONS[name] for name in self.ablations)])
 
     def model_config(self, vocab_size: int, n_codes: int) -> RACConfig:
         """The model's own config, with the sizes that come from the data."""
@@ -101,6 +132,10 @@ class TrainConfig:
             raise UserError(f"config: adam_eps={self.adam_eps} must be positive")
         if self.lr <= 0:
             raise UserError(f"config: lr={self.lr} must be positive")
+        parse_ablations(self.ablate)
+        if "sentperm" in self.ablations and self.augment_copies:
+            raise UserError(f"config: ablate={self.ablate} trains without sentence permutation, but "
+                            f"augment_copies={self.augment_copies}; drop --set augment_copies=...")
         per_step = self.batch_per_rank * world_size
         if self.global_batch % per_step:
             raise UserError(
@@ -110,6 +145,9 @@ class TrainConfig:
             )
         return self.global_batch // per_step
 
+
+# --ablate name -> the label of the paper's Table 2 row without it (in the order the rows remove them)
+ABLATIONS = {"swa": "SWA", "sentperm": "SentPerm", "titles": "CodeTitles"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -123,8 +161,12 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def resolve(preset: str = "paper", overrides: list[str] | None = None, epochs: int | None = None) -> TrainConfig:
-    """A preset, then ``key=value`` overrides (typed by the field), then ``--epochs``.
+def resolve(preset: str = "paper", overrides: list[str] | None = None, epochs: int | None = None,
+            ablate: str = "") -> TrainConfig:
+    """A preset, then ``key=value`` overrides (typed by the field), then ``--epochs`` and ``--ablate``.
+
+    ``--ablate sentperm`` sets ``augment_copies=0`` (an explicit ``--set augment_copies=N`` contradicts it and is
+    refused by ``TrainConfig.validate``).
 
     >>> resolve("tiny", ["d=8", "per_code_w3=true"]).d
     8
@@ -137,6 +179,7 @@ def resolve(preset: str = "paper", overrides: list[str] | None = None, epochs: i
         raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     values = dict(PRESETS[preset])
     types = {f.name: f.type for f in fields(TrainConfig)}
+    overridden: set[str] = set()
     for item in overrides or []:
         key, sep, raw = item.partition("=")
         key = key.strip().replace("-", "_")
@@ -145,12 +188,35 @@ def resolve(preset: str = "paper", overrides: list[str] | None = None, epochs: i
         if key not in types:
             raise UserError(f"--set {item}: unknown key {key!r}; known keys: {', '.join(types)}")
         values[key] = _parse(item, types[key], raw.strip())
+        overridden.add(key)
     if epochs is not None:
         values["epochs"] = epochs
+    if ablate:
+        values["ablate"] = ablate
+    values["ablate"] = parse_ablations(values.get("ablate", ""))
+    if "sentperm" in values["ablate"].split(",") and "augment_copies" not in overridden:
+        values["augment_copies"] = 0
     return TrainConfig(**values)
 
 
-def _parse(item: str, kind: str, raw: str) -> int | float | bool:
+def parse_ablations(text: str) -> str:
+    """``--ablate`` as the config stores it: known names, each once, in ABLATIONS order.
+
+    >>> parse_ablations("titles, swa,swa")
+    'swa,titles'
+    >>> parse_ablations("swa,dropout")
+    Traceback (most recent call last):
+    ...
+    benchmark.errors.UserError: --ablate swa,dropout: unknown ablation 'dropout'; choose from swa, sentperm, titles
+    """
+    names = {name.strip().lower() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - ABLATIONS.keys())
+    if unknown:
+        raise UserError(f"--ablate {text}: unknown ablation {unknown[0]!r}; choose from {', '.join(ABLATIONS)}")
+    return ",".join(name for name in ABLATIONS if name in names)
+
+
+def _parse(item: str, kind: str, raw: str) -> int | float | bool | str:
     # dataclass field types are strings under `from __future__ import annotations`
     try:
         if kind == "int":
@@ -159,6 +225,8 @@ def _parse(item: str, kind: str, raw: str) -> int | float | bool:
             return float(raw)
     except ValueError:
         raise UserError(f"--set {item}: expected {'an integer' if kind == 'int' else 'a float'}") from None
+    if kind == "str":
+        return raw
     if kind == "bool":
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
@@ -185,6 +253,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value (repeatable), e.g. --set lr=1e-4 --set n_layers=2")
     parser.add_argument("--epochs", type=int, default=None, help="number of epochs (overrides the preset)")
+    parser.add_argument("--ablate", default="", metavar="NAMES",
+                        help="train an ablation of the paper's Table 2, comma-separated: swa (no SWA average), "
+                             "sentperm (no sentence-permuted copies), titles (per-code queries from a random "
+                             "start instead of code-title embeddings), e.g. --ablate swa,sentperm,titles")
 
 
 def dumps(config: TrainConfig) -> str:

@@ -5,9 +5,11 @@ Reading order, top to bottom:
 1. ``RACConfig``: every size the model has (tests use a tiny one, ``bench train --preset paper`` the paper's).
 2. Building blocks: masked ``attention`` (shared by both attentions), a length-keeping masked ``Conv1d``
    and a post-LN self-attention layer.
-3. ``RAC``: reader (convolved embedding -> 4 self-attention layers), coder (code-title embedding E_t) and the
-   code-title guided attention that turns the two into one logit per code.
-4. ``flops_per_note`` / ``title_flops``: the FLOP count of the recipe, shared by ``perf/rac.py`` and the
+3. ``NoteReader``: reader (convolved embedding -> self-attention layers) and the code-title guided attention
+   that turns U and the code queries E_t into one logit per code.
+4. ``TitleEncoder``: the coder, E_t from the code titles (``CodeQueries`` replaces it without code titles).
+5. ``RAC``: the two together.
+6. ``flops_per_note`` / ``title_flops``: the FLOP count of the recipe, shared by ``perf/rac.py`` and the
    trainer's MFU line so both count the same work.
 
 Padding (token id ``PAD_ID``) is irrelevant by construction: pad embeddings are zero, every convolution output
@@ -16,10 +18,10 @@ attentions mask padded keys, and the title max pool runs over real title positio
 positional encoding, so the part after the convolutions (``read`` + ``attend``) is permutation invariant.
 
 The title encoder has its own embedding (same word2vec initialisation as the note embedding, but a separate
-parameter). That separation is what lets the trainer compute E_t once per optimizer step outside the DDP
-module: it encodes the titles, hands a detached copy (``requires_grad_()``) to every micro-batch, all-reduces
-the accumulated dL/dE_t across ranks, and back-propagates it once through ``encode_titles``. The note reader
-and code attention live in the DDP module; the title encoder's gradient never goes through DDP's buckets.
+parameter) and is a module of its own. That separation is what lets the trainer compute E_t once per optimizer
+step outside DDP: DDP wraps ``RAC.reader`` only; the trainer encodes the titles with ``RAC.coder``, hands a
+detached copy (``requires_grad_()``) to every micro-batch, all-reduces the accumulated dL/dE_t across ranks,
+and back-propagates it once through the coder. The coder's gradient never goes through DDP's buckets.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class RACConfig:
     dropout: float = 0.1
     per_code_w3: bool = False  # paper: one shared W3 in R^{d x 1}; True gives each code its own vector
     identity_convs: bool = False  # start every convolution as the identity (see ``RAC.identity_init``)
+    code_titles: bool = True  # False: per-code queries learned from random (``CodeQueries``) instead of E_t
 
 
 EXPLICIT_MIN_D = 128  # model width from which CPU training takes the explicit-matmul paths (cpu_training)
@@ -152,52 +155,23 @@ class SelfAttentionLayer(nn.Module):
         return self.ln2(x + self.drop(self.ff2(self.drop(F.relu(self.ff1(x))))))
 
 
-class RAC(nn.Module):
-    """Reader + coder + code-title guided attention; ``forward`` returns one logit per code.
+class NoteReader(nn.Module):
+    """Reader (convolved embedding -> self-attention layers) and the code-title guided attention with its output
+    layer: the logits of a batch of notes, given the code queries E_t. The trainer wraps this module in DDP."""
 
-    Use ``BCEWithLogitsLoss`` on the logits (y = sigmoid(logits) is the paper's output).
-    """
-
-    def __init__(self, config: RACConfig, embeddings: torch.Tensor | None = None):
+    def __init__(self, config: RACConfig):
         super().__init__()
         self.config = c = config
-        # Reader: convolved embedding, then self-attention layers.
         self.embed = nn.Embedding(c.vocab_size, c.d, padding_idx=PAD_ID)
         self.convs = nn.ModuleList([MaskedConv1d(c.d, c.kernel) for _ in range(2)])
         self.drop = nn.Dropout(c.dropout)
         self.layers = nn.ModuleList([SelfAttentionLayer(c.d, c.d_ff, c.dropout) for _ in range(c.n_layers)])
-        # Coder: code-title embedding (separate parameter, same initialisation; see the module docstring).
-        self.title_embed = nn.Embedding(c.vocab_size, c.d, padding_idx=PAD_ID)
-        self.title_conv = MaskedConv1d(c.d, c.kernel)
         # Output: y_c = sigmoid(V_c . w3 + b), w3 shared by all codes (paper) or one per code.
         if c.per_code_w3:
             self.w3 = nn.Parameter(torch.empty(c.n_codes, c.d).uniform_(-1 / math.sqrt(c.d), 1 / math.sqrt(c.d)))
             self.b3 = nn.Parameter(torch.zeros(c.n_codes))
         else:
             self.out = nn.Linear(c.d, 1)
-        if c.identity_convs:
-            self.identity_init()
-        if embeddings is not None:
-            if tuple(embeddings.shape) != (c.vocab_size, c.d):
-                raise ValueError(f"embeddings are {tuple(embeddings.shape)}; expected ({c.vocab_size}, {c.d})")
-            with torch.no_grad():
-                for table in (self.embed, self.title_embed):
-                    table.weight.copy_(embeddings)
-                    table.weight[PAD_ID].zero_()  # pad vectors stay zero (padding_idx also freezes them)
-
-    @torch.no_grad()
-    def identity_init(self, noise: float = 0.01) -> None:
-        """Start each convolution as (almost) the identity: ``MaskedConv1d.identity_`` on all three.
-
-        With PyTorch's default (random) initialisation the note reader and the title encoder start as two
-        unrelated random maps of the same word2vec space, so a title cannot attend to its own words until both
-        have been learned, and a small model trained for a few epochs only learns the code-frequency prior
-        (measured on the demo corpus; perf/RESULTS.md). Identity convolutions keep word2vec's geometry on both
-        sides at the start: a code's title vector is then already close to the note positions that use its
-        words. The paper does not state its initialisation; the ``paper`` preset keeps PyTorch's default.
-        """
-        for conv in (*self.convs, self.title_conv):
-            conv.identity_(noise)
 
     @torch.no_grad()
     def init_output_bias(self, code_frequency: torch.Tensor) -> None:
@@ -212,18 +186,6 @@ class RAC(nn.Module):
         else:
             self.out.bias.fill_(torch.logit(code_frequency.double().mean()).item())
 
-    # ---- coder -------------------------------------------------------------------------------------------
-    def encode_titles(self, title_tokens: torch.Tensor) -> torch.Tensor:
-        """E_t [n_codes, d]: title embedding -> Conv1d + tanh -> max over the title's real tokens.
-
-        A code without any title token (catalogue title missing) gets the zero vector, not -inf.
-        """
-        mask = title_tokens != PAD_ID
-        h = self.title_conv(self.title_embed(title_tokens), mask)
-        pooled = h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-        return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
-
-    # ---- reader ------------------------------------------------------------------------------------------
     def convolve(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Convolved embedding [B, L, d]: embedding -> 2 x (Conv1d + tanh) -> dropout; zero at pad positions."""
         x = self.embed(tokens) * mask.unsqueeze(-1).to(self.embed.weight.dtype)
@@ -237,7 +199,6 @@ class RAC(nn.Module):
             x = layer(x, mask)
         return x
 
-    # ---- code-title guided attention ---------------------------------------------------------------------
     def attend(
         self, u: torch.Tensor, mask: torch.Tensor, titles: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -266,16 +227,103 @@ class RAC(nn.Module):
     def forward(
         self, tokens: torch.Tensor, mask: torch.Tensor, titles: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """See ``RAC.forward``."""
+        mask = mask.clone()
+        mask[:, 0] |= ~mask.any(dim=1)
+        u = self.read(self.convolve(tokens, mask), mask)
+        return self.attend(u, mask, titles, return_attention)
+
+
+class TitleEncoder(nn.Module):
+    """The coder: E_t [n_codes, d] = title embedding -> Conv1d + tanh -> max over the title's real tokens.
+
+    Its embedding is a parameter of its own (same word2vec initialisation as the reader's); see the module
+    docstring for why it stays outside the DDP module.
+    """
+
+    def __init__(self, config: RACConfig):
+        super().__init__()
+        self.embed = nn.Embedding(config.vocab_size, config.d, padding_idx=PAD_ID)
+        self.conv = MaskedConv1d(config.d, config.kernel)
+
+    def forward(self, title_tokens: torch.Tensor) -> torch.Tensor:
+        """A code without any title token (catalogue title missing) gets the zero vector, not -inf."""
+        mask = title_tokens != PAD_ID
+        h = self.conv(self.embed(title_tokens), mask)
+        pooled = h.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
+
+
+class CodeQueries(nn.Module):
+    """The coder without code titles (the paper's "- CodeTitles" ablation): one learned query per code,
+    randomly initialised the way CAML's label attention is (``ConvAttnPool.U``, Xavier uniform, in
+    caml-mimic's learn/models.py); the title tokens are ignored."""
+
+    def __init__(self, config: RACConfig):
+        super().__init__()
+        self.queries = nn.Parameter(nn.init.xavier_uniform_(torch.empty(config.n_codes, config.d)))
+
+    def forward(self, title_tokens: torch.Tensor) -> torch.Tensor:
+        return self.queries
+
+
+class RAC(nn.Module):
+    """Reader + coder + code-title guided attention; ``forward`` returns one logit per code.
+
+    ``reader`` (a ``NoteReader``) holds everything a note's logits need besides E_t; ``coder`` (a
+    ``TitleEncoder``, or ``CodeQueries`` without code titles) computes E_t. They are separate modules so
+    that DDP can wrap the reader alone. Use ``BCEWithLogitsLoss`` on the logits (y = sigmoid(logits) is the
+    paper's output).
+    """
+
+    def __init__(self, config: RACConfig, embeddings: torch.Tensor | None = None):
+        super().__init__()
+        self.config = c = config
+        self.reader = NoteReader(c)
+        self.coder = TitleEncoder(c) if c.code_titles else CodeQueries(c)
+        if c.identity_convs:
+            self.identity_init()
+        if embeddings is not None:
+            if tuple(embeddings.shape) != (c.vocab_size, c.d):
+                raise ValueError(f"embeddings are {tuple(embeddings.shape)}; expected ({c.vocab_size}, {c.d})")
+            tables = [self.reader.embed] + ([self.coder.embed] if isinstance(self.coder, TitleEncoder) else [])
+            with torch.no_grad():
+                for table in tables:
+                    table.weight.copy_(embeddings)
+                    table.weight[PAD_ID].zero_()  # pad vectors stay zero (padding_idx also freezes them)
+
+    @torch.no_grad()
+    def identity_init(self, noise: float = 0.01) -> None:
+        """Start each convolution as (almost) the identity: ``MaskedConv1d.identity_`` on all of them.
+
+        With PyTorch's default (random) initialisation the note reader and the title encoder start as two
+        unrelated random maps of the same word2vec space, so a title cannot attend to its own words until both
+        have been learned, and a small model trained for a few epochs only learns the code-frequency prior
+        (measured on the demo corpus; perf/RESULTS.md). Identity convolutions keep word2vec's geometry on both
+        sides at the start: a code's title vector is then already close to the note positions that use its
+        words. The paper does not state its initialisation; the ``paper`` preset keeps PyTorch's default.
+        """
+        for conv in self.modules():
+            if isinstance(conv, MaskedConv1d):
+                conv.identity_(noise)
+
+    def init_output_bias(self, code_frequency: torch.Tensor) -> None:
+        self.reader.init_output_bias(code_frequency)
+
+    def encode_titles(self, title_tokens: torch.Tensor) -> torch.Tensor:
+        """E_t [n_codes, d], the code queries of the attention (``coder``)."""
+        return self.coder(title_tokens)
+
+    def forward(
+        self, tokens: torch.Tensor, mask: torch.Tensor, titles: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """tokens [B, L] (PAD_ID-padded), mask [B, L] (True = real token), titles = ``encode_titles(...)``.
 
         Returns logits [B, n_codes], and the code-attention weights [B, n_codes, L] when ``return_attention``
         (the evidence for ``bench predict``). Each note should hold at least one real token; an empty note
         attends to its first (pad) position so its logits stay finite.
         """
-        mask = mask.clone()
-        mask[:, 0] |= ~mask.any(dim=1)
-        u = self.read(self.convolve(tokens, mask), mask)
-        return self.attend(u, mask, titles, return_attention)
+        return self.reader(tokens, mask, titles, return_attention)
 
 
 # ---- cost model --------------------------------------------------------------------------------------------
@@ -316,8 +364,12 @@ def title_flops(config: RACConfig) -> float:
     n_codes x n_t positions x a d x d x kernel convolution; the trainer pays it once per optimizer step
     (x3 with backward), prediction once in total.
 
+    Without code titles (``CodeQueries``) there is no title encoder and the cost is 0.
+
     >>> round(title_flops(RACConfig(vocab_size=50_000, n_codes=8_930)) / 1e9)
     579
+    >>> title_flops(RACConfig(vocab_size=50_000, n_codes=8_930, code_titles=False))
+    0.0
     """
     c = config
-    return float(2 * c.n_codes * c.n_t * c.d * c.d * c.kernel)
+    return float(2 * c.n_codes * c.n_t * c.d * c.d * c.kernel) if c.code_titles else 0.0

@@ -13,10 +13,10 @@ character offsets ``[start, end)`` into the note text, with the attention weight
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
@@ -25,46 +25,10 @@ from benchmark.io import atomic_path, sha256_file
 from benchmark.metrics import threshold_scores
 from benchmark.predictions import Predictions, write_predictions
 from benchmark.study import Study
-from rac.data import EncodedNotes, collate
+from rac.config import from_dict
+from rac.run import DOC_COLUMNS, autocast, build_model, load_data, load_weights, note_batches
 
 EVIDENCE_WINDOWS = 3
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on GPU (the label-attention softmax stays fp32 inside the model); plain fp32 on CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-@torch.no_grad()
-def note_batches(
-    model: torch.nn.Module, notes: EncodedNotes, indices: Sequence[int], titles: torch.Tensor, batch_size: int,
-    device: torch.device, attention: bool = False,
-) -> Iterator[tuple[list[int], np.ndarray, torch.Tensor | None]]:
-    """Run the model (eval mode) over ``indices`` in length-sorted batches: (indices, probs, attention or None).
-
-    Sorting by length keeps padding small; callers put the rows back in their own order.
-    """
-    model.eval()
-    order = sorted(indices, key=lambda i: -len(notes.ids[i]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        tokens, mask, _ = collate([notes.ids[i] for i in chunk], None, 0)
-        with autocast(device):
-            out = model(tokens.to(device), mask.to(device), titles=titles, return_attention=attention)
-        logits, attn = out if attention else (out, None)
-        yield chunk, torch.sigmoid(logits.float()).cpu().numpy(), attn
-
-
-def note_probs(model: torch.nn.Module, notes: EncodedNotes, indices: Sequence[int], titles: torch.Tensor,
-               batch_size: int, device: torch.device, progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """float32 [len(indices), n_codes] probabilities, rows in the order of ``indices``."""
-    position = {index: row for row, index in enumerate(indices)}
-    out = np.empty((len(indices), titles.shape[0]), dtype=np.float32)
-    for chunk, probs, _ in note_batches(model, notes, indices, titles, batch_size, device):
-        out[[position[i] for i in chunk]] = probs
-        if progress:
-            progress(len(chunk))
-    return out
 
 
 def evidence_windows(weights: np.ndarray, starts: np.ndarray, ends: np.ndarray, half: int,
@@ -120,11 +84,7 @@ def cached_titles(model, weights: Path, title_ids: torch.Tensor, device: torch.d
 
 def predict(study: Study, run: str, split: str = "test", choice: str = "auto", batch_size: int = 0) -> Path:
     """Write ``study/predictions/<run>-<split>/`` (probabilities, sets, evidence, .psv); return the directory."""
-    import pandas as pd
-
-    from rac.config import from_dict
     from benchmark.sampling import read_sample
-    from rac.train import DOC_COLUMNS, build_model, load_data  # the trainer owns how a run's data and model are built
 
     if split not in ("test", "dev", "sample"):
         raise UserError(f"--split {split}: choose test, dev or sample")
@@ -147,7 +107,7 @@ def predict(study: Study, run: str, split: str = "test", choice: str = "auto", b
         raise UserError(f"{study.documents}: no admissions in split {split!r}")
     notes = data.encode(docs)
     model = build_model(cfg, data, device)
-    model.load_state_dict(torch.load(weights, map_location=device)["model"])
+    load_weights(model, torch.load(weights, map_location=device)["model"], weights)
     titles = cached_titles(model, weights, data.titles, device)
 
     probs = np.empty((len(notes), len(data.codes)), dtype=np.float32)

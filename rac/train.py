@@ -15,8 +15,14 @@ One optimizer step, with W ranks, A micro-steps per rank and a global batch G = 
 2. Each micro-batch adds (W / G) x sum of its notes' mean-over-codes BCE to the gradients; DDP all-reduces
    (averages) the reader's gradients on the last micro-step only (``require_backward_grad_sync``).
 3. The leaf's accumulated gradient dL/dE_t is all-reduced (averaged) by hand, then ``E_t.backward(grad)``
-   sends it through the title encoder once. The title encoder's parameters are excluded from DDP, so their
-   gradient is exactly the single-process one and never travels twice.
+   sends it through the title encoder once. DDP wraps ``model.reader`` only; the title encoder is
+   ``model.coder``, a module of its own, so its gradient is exactly the single-process one and never travels
+   twice.
+
+The phases: ``_setup`` (run directory, word2vec, data, model, optimizer, resume), ``_train_epoch`` and its
+``_step``, ``_evaluate_epoch`` (dev P@8, SWA snapshot, early stopping), ``_checkpoint_epoch`` / ``_checkpoint``,
+and ``_finish`` (best vs SWA on dev, thresholds, test, summary). ``--ablate`` (rac.config) trains the paper's
+Table 2 ablations.
 
 Run directory ``study/runs/NAME/``: ``config.json``/``config.toml`` (resolved config), ``word2vec.txt``,
 ``checkpoints/`` (``last.pt`` every ``ckpt_every`` steps and at each epoch end, ``epoch-NNN.pt``),
@@ -35,7 +41,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,32 +60,14 @@ from benchmark.io import atomic_path, atomic_write_text
 from benchmark.study import Study
 from rac import word2vec
 from rac.config import TrainConfig, add_arguments, dumps, from_dict, resolve
-from rac.data import BucketSampler, EncodedNotes, collate, encode_notes, example_ids, title_tokens
+from rac.data import BucketSampler, EncodedNotes, collate, example_ids
 from rac.model import RAC, flops_per_note, title_flops
-from rac.predict import autocast, note_probs
+from rac.run import RunData, autocast, build_model, load_data, load_weights, note_probs
 
 FAULT_ENV = "RAC_FAULT_AFTER_STEP"
-DOC_COLUMNS = ["hadm_id", "split", "text", "sent_starts", "sent_ends"]
 
 
 # ---- data ------------------------------------------------------------------------------------------------------
-@dataclass
-class RunData:
-    """What a run reads: vocabulary + word2vec table, label space, title ids, encoded notes per split."""
-
-    cfg: TrainConfig
-    words: list[str]
-    embeddings: np.ndarray
-    codes: list[str]
-    titles: torch.Tensor
-    references: pd.DataFrame
-    notes: dict[str, EncodedNotes] = field(default_factory=dict)
-
-    def encode(self, docs: pd.DataFrame) -> EncodedNotes:
-        return encode_notes(docs, {w: i for i, w in enumerate(self.words)},
-                            {c: i for i, c in enumerate(self.codes)}, self.references, self.cfg.n_x)
-
-
 def require_study(study: Study) -> None:
     study.require("documents", "references", "codes")
 
@@ -100,30 +88,6 @@ def train_word2vec_for_run(study: Study, run_dir: Path, cfg: TrainConfig) -> Non
         raise UserError(f"word2vec: no training word occurs {cfg.w2v_min_count}+ times; "
                         f"lower it with --set w2v_min_count=N")
     word2vec.save(path, words, vectors)
-
-
-def load_data(study: Study, run_dir: Path, cfg: TrainConfig, splits=("train", "dev", "test")) -> RunData:
-    """The run's vocabulary (from its saved word2vec), the code catalogue's titles, and the encoded splits."""
-    words, vectors = word2vec.embedding_table(*word2vec.load(run_dir / word2vec.FILENAME))
-    codes = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title"])
-    references = pd.read_parquet(study.references, columns=["hadm_id", "code"])
-    titles = torch.from_numpy(title_tokens(codes, {w: i for i, w in enumerate(words)}, cfg.n_t))
-    data = RunData(cfg, words, vectors, codes["code"].tolist(), titles, references)
-    if splits:
-        docs = pd.read_parquet(study.documents, columns=DOC_COLUMNS)
-        for split in splits:
-            part = docs[docs["split"] == split].reset_index(drop=True)
-            if part.empty and split != "test":
-                raise UserError(f"{study.documents}: the {split} split is empty; RAC needs train and dev notes")
-            data.notes[split] = data.encode(part)
-    return data
-
-
-def build_model(cfg: TrainConfig, data: RunData, device: torch.device) -> RAC:
-    """RAC with both embeddings initialised from the run's word2vec table (same seed on every rank)."""
-    torch.manual_seed(cfg.seed)
-    model = RAC(cfg.model_config(len(data.words), len(data.codes)), torch.from_numpy(data.embeddings))
-    return model.to(device)
 
 
 def code_frequency(notes: EncodedNotes, n_codes: int) -> torch.Tensor:
@@ -273,174 +237,234 @@ def train(study: Study, name: str, cfg: TrainConfig) -> dict[str, Any] | None:
             dist.destroy_process_group()
 
 
+@dataclass
+class TrainingRun:
+    """One rank's view of a training run: what it trains, and the progress its checkpoints save."""
+
+    study: Study
+    name: str
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    ddp: bool
+    data: RunData
+    title_ids: torch.Tensor  # on the device
+    model: RAC
+    optimizer: torch.optim.Optimizer
+    swa: AveragedModel
+    sampler: BucketSampler
+    state: dict[str, Any]  # global_step, best_p8, best_epoch, bad_epochs, history, stopped, epoch_loss/steps
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def run_dir(self) -> Path:
+        return self.study.runs_dir / self.name
+
+    @property
+    def last(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+
 def _train(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, device: torch.device,
            ddp: bool) -> dict[str, Any] | None:
-    master = rank == 0
-    accum = cfg.validate(world)
+    """This rank's part of the run: setup, the epochs (steps, evaluation, checkpoints), then SWA finalisation."""
+    cfg.validate(world)
     require_study(study)
+    summary = study.runs_dir / name / "summary.json"
+    if summary.exists():
+        if rank == 0:
+            print(f"run {name} is complete ({summary}); use a new --name to train again")
+        return json.loads(summary.read_text(encoding="utf-8")) if rank == 0 else None
+    run = _setup(study, name, cfg, rank, world, device, ddp)
+    # DDP wraps the reader only: the coder (title encoder) runs once per step outside it, and its gradient is
+    # all-reduced by hand (see the module docstring).
+    reader = run.model.reader
+    if ddp:
+        reader = DDP(reader, device_ids=[device.index] if device.type == "cuda" else None)
+    peak = peak_flops(device)
+    while run.sampler.epoch < cfg.epochs and not run.state["stopped"]:
+        epoch_start = time.perf_counter()
+        if not _train_epoch(run, reader, peak):
+            _checkpoint(run, run.last)
+            if run.master:
+                print(f"stopped at max_steps={cfg.max_steps}; checkpoint {run.last}")
+            return None
+        _evaluate_epoch(run, epoch_start)
+        _checkpoint_epoch(run)
+    return _finish(run)
+
+
+def _setup(study: Study, name: str, cfg: TrainConfig, rank: int, world: int, device: torch.device,
+           ddp: bool) -> TrainingRun:
+    """Config and word2vec on disk (rank 0), then data, model, optimizer, SWA average and sampler on every rank;
+    resumed from ``last.pt`` when there is one."""
     run_dir = study.runs_dir / name
-    ckpt_dir = run_dir / "checkpoints"
-    if (run_dir / "summary.json").exists():
-        if master:
-            print(f"run {name} is complete ({run_dir / 'summary.json'}); use a new --name to train again")
-        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8")) if master else None
-    if master:
+    if rank == 0:
         prepare_run_dir(study, run_dir, cfg)
         train_word2vec_for_run(study, run_dir, cfg)
     if ddp:
         dist.barrier()  # word2vec and config are on disk for every rank
     data = load_data(study, run_dir, cfg)
-    notes, n_codes = data.notes["train"], len(data.codes)
-    title_ids = data.titles.to(device)
-
     model = build_model(cfg, data, device)
     if cfg.prior_bias:
-        model.init_output_bias(code_frequency(notes, n_codes).to(device))
+        model.init_output_bias(code_frequency(data.notes["train"], len(data.codes)).to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
-    swa = AveragedModel(model)
-    sampler = BucketSampler(notes.lengths, cfg.augment_copies, cfg.global_batch, cfg.batch_per_rank, rank, world,
-                            cfg.seed, cfg.bucket_batches)
+    sampler = BucketSampler(data.notes["train"].lengths, cfg.augment_copies, cfg.global_batch, cfg.batch_per_rank,
+                            rank, world, cfg.seed, cfg.bucket_batches)
     torch.manual_seed(cfg.seed + rank)  # dropout differs across ranks, like independent data-parallel workers
-    state: dict[str, Any] = {"global_step": 0, "best_p8": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [],
-                             "stopped": False}
-    last = ckpt_dir / "last.pt"
-    if last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        swa.load_state_dict(ckpt["swa"])
-        sampler.load_state_dict(ckpt["sampler"])
-        state = ckpt["state"]
-        if len(ckpt["rng"]) == world:
-            set_rng_state(ckpt["rng"][rank])
-        elif master:
-            print(f"resuming with {world} ranks instead of {len(ckpt['rng'])}: dropout draws will differ")
-        if master:
-            print(f"resumed run {name} at epoch {sampler.epoch + 1}, step {sampler.step} "
-                  f"(global step {state['global_step']})")
+    state = {"global_step": 0, "best_p8": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": [], "stopped": False}
+    run = TrainingRun(study, name, cfg, rank, world, device, ddp, data, data.titles.to(device), model, optimizer,
+                      AveragedModel(model), sampler, state)
+    if run.last.exists():
+        _resume(run)
+    return run
 
-    # The title encoder stays outside DDP: its gradient is synchronised by hand, once per step (see above).
-    title_params = [f"{prefix}.{n}" for prefix in ("title_embed", "title_conv")
-                    for n, _ in getattr(model, prefix).named_parameters()]
-    if ddp:
-        DDP._set_params_and_buffers_to_ignore_for_model(model, title_params)
-        dmodel = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        dmodel = model
 
-    mcfg = model.config
-    peak = peak_flops(device)
-    loss_scale = world / cfg.global_batch
+def _resume(run: TrainingRun) -> None:
+    ckpt = torch.load(run.last, map_location=run.device, weights_only=False)
+    load_weights(run.model, ckpt["model"], run.last)
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.swa.load_state_dict(ckpt["swa"])
+    run.sampler.load_state_dict(ckpt["sampler"])
+    run.state = ckpt["state"]
+    if len(ckpt["rng"]) == run.world:
+        set_rng_state(ckpt["rng"][run.rank])
+    elif run.master:
+        print(f"resuming with {run.world} ranks instead of {len(ckpt['rng'])}: dropout draws will differ")
+    if run.master:
+        print(f"resumed run {run.name} at epoch {run.sampler.epoch + 1}, step {run.sampler.step} "
+              f"(global step {run.state['global_step']})")
+
+
+def _train_epoch(run: TrainingRun, reader: torch.nn.Module, peak: float) -> bool:
+    """The epoch's remaining optimizer steps (with mid-epoch checkpoints); False when ``max_steps`` stopped it."""
+    cfg, state, sampler = run.cfg, run.state, run.sampler
+    run.model.train()
     steps_per_epoch = len(sampler)
-
-    def checkpoint(path: Path) -> None:
-        rngs: list[Any] = [None] * world
-        if ddp:
-            dist.all_gather_object(rngs, rng_state())
-        else:
-            rngs = [rng_state()]
-        if master:
-            save_checkpoint(path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                   "swa": swa.state_dict(), "sampler": sampler.state_dict(), "state": state,
-                                   "rng": rngs, "config": cfg.to_dict(), "world_size": world})
-
-    while sampler.epoch < cfg.epochs and not state["stopped"]:
-        epoch = sampler.epoch
-        dmodel.train()
-        bar = tqdm(total=steps_per_epoch, initial=sampler.step, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="step", disable=not master, dynamic_ncols=True)
-        if sampler.step == 0:
-            state.update(epoch_loss=0.0, epoch_steps=0)
-        epoch_start = time.perf_counter()
-        for micro_batches in sampler:
-            step_start = time.perf_counter()
-            # 1. title embeddings once per optimizer step; micro-batches use a detached leaf copy
-            with autocast(device):
-                e_t = model.encode_titles(title_ids).float()
-            e_leaf = e_t.detach().requires_grad_()
-            step_loss, flops = torch.zeros((), device=device), 3 * title_flops(mcfg)
-            # 2. micro-batches; DDP all-reduces the reader's gradients on the last one only
-            for micro, examples in enumerate(micro_batches):
-                ids = [example_ids(notes, i, c, cfg.seed, epoch) for i, c in examples]
-                tokens, mask, targets = collate(ids, [notes.labels[i] for i, _ in examples], n_codes)
-                tokens, mask, targets = tokens.to(device), mask.to(device), targets.to(device)
-                if ddp:
-                    dmodel.require_backward_grad_sync = micro == len(micro_batches) - 1
-                with autocast(device):
-                    logits = dmodel(tokens, mask, titles=e_leaf)
-                bce = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").mean(dim=1)
-                loss = bce.sum() * loss_scale
-                loss.backward()
-                step_loss += loss.detach()
-                flops += 3 * len(ids) * flops_per_note(mcfg, tokens.shape[1])["total"] * world
-            # 3. dL/dE_t: average over ranks, then one backward pass through the title encoder
-            grad = e_leaf.grad
-            if ddp:
-                dist.all_reduce(grad)
-                grad /= world
-                dist.all_reduce(step_loss)
-                step_loss /= world
-            e_t.backward(grad)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            state["global_step"] += 1
-            state["epoch_loss"] += step_loss.item()
-            state["epoch_steps"] += 1
-            dt = time.perf_counter() - step_start
-            bar.update(1)
-            bar.set_postfix(loss=f"{step_loss.item():.4f}", notes_s=f"{cfg.global_batch / dt:.1f}",
-                            mfu=f"{flops / world / dt / peak:.0%}")
-            if os.environ.get(FAULT_ENV):
-                _maybe_fail(run_dir, rank, state["global_step"])
-            if cfg.max_steps and state["global_step"] >= cfg.max_steps:
-                break
-            if cfg.ckpt_every and state["global_step"] % cfg.ckpt_every == 0 and sampler.step < steps_per_epoch:
-                checkpoint(last)
-        bar.close()
+    bar = tqdm(total=steps_per_epoch, initial=sampler.step, desc=f"epoch {sampler.epoch + 1}/{cfg.epochs}",
+               unit="step", disable=not run.master, dynamic_ncols=True)
+    if sampler.step == 0:
+        state.update(epoch_loss=0.0, epoch_steps=0)
+    for micro_batches in sampler:
+        step_start = time.perf_counter()
+        step_loss, flops = _step(run, reader, micro_batches)
+        state["global_step"] += 1
+        state["epoch_loss"] += step_loss.item()
+        state["epoch_steps"] += 1
+        dt = time.perf_counter() - step_start
+        bar.update(1)
+        bar.set_postfix(loss=f"{step_loss.item():.4f}", notes_s=f"{cfg.global_batch / dt:.1f}",
+                        mfu=f"{flops / run.world / dt / peak:.0%}")
+        if os.environ.get(FAULT_ENV):
+            _maybe_fail(run.run_dir, run.rank, state["global_step"])
         if cfg.max_steps and state["global_step"] >= cfg.max_steps:
-            checkpoint(last)
-            if master:
-                print(f"stopped at max_steps={cfg.max_steps}; checkpoint {last}")
-            return None
+            bar.close()
+            return False
+        if cfg.ckpt_every and state["global_step"] % cfg.ckpt_every == 0 and sampler.step < steps_per_epoch:
+            _checkpoint(run, run.last)
+    bar.close()
+    return True
 
-        # ---- epoch end: dev P@8, SWA snapshot, early stopping, checkpoints ----
-        probs = gathered_probs(model, data.notes["dev"], title_ids, cfg, device, rank, world)
-        dev = scores(probs, data.notes["dev"].labels, 0.5)
-        snapshot = epoch + 1 >= cfg.swa_start and (epoch + 1 - cfg.swa_start) % cfg.swa_every == 0
-        if snapshot:
-            swa.update_parameters(model)
-        improved = dev["p@8"] > state["best_p8"]
-        if improved:
-            state.update(best_p8=dev["p@8"], best_epoch=epoch + 1, bad_epochs=0)
-            if master:
-                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "epoch": epoch + 1,
+
+def _step(run: TrainingRun, reader: torch.nn.Module,
+          micro_batches: list[list[tuple[int, int]]]) -> tuple[torch.Tensor, float]:
+    """One optimizer step over this rank's micro-batches: (loss averaged over ranks, FLOPs of all ranks)."""
+    cfg, model, device, world = run.cfg, run.model, run.device, run.world
+    notes, n_codes, epoch = run.data.notes["train"], len(run.data.codes), run.sampler.epoch
+    # 1. title embeddings once per optimizer step; micro-batches use a detached leaf copy
+    with autocast(device):
+        e_t = model.encode_titles(run.title_ids).float()
+    e_leaf = e_t.detach().requires_grad_()
+    step_loss, flops = torch.zeros((), device=device), 3 * title_flops(model.config)
+    # 2. micro-batches; DDP all-reduces the reader's gradients on the last one only
+    for micro, examples in enumerate(micro_batches):
+        ids = [example_ids(notes, i, c, cfg.seed, epoch) for i, c in examples]
+        tokens, mask, targets = collate(ids, [notes.labels[i] for i, _ in examples], n_codes)
+        tokens, mask, targets = tokens.to(device), mask.to(device), targets.to(device)
+        if run.ddp:
+            reader.require_backward_grad_sync = micro == len(micro_batches) - 1
+        with autocast(device):
+            logits = reader(tokens, mask, titles=e_leaf)
+        bce = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none").mean(dim=1)
+        loss = bce.sum() * (world / cfg.global_batch)
+        loss.backward()
+        step_loss += loss.detach()
+        flops += 3 * len(ids) * flops_per_note(model.config, tokens.shape[1])["total"] * world
+    # 3. dL/dE_t: average over ranks, then one backward pass through the coder
+    grad = e_leaf.grad
+    if run.ddp:
+        dist.all_reduce(grad)
+        grad /= world
+        dist.all_reduce(step_loss)
+        step_loss /= world
+    e_t.backward(grad)
+    run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return step_loss, flops
+
+
+def _evaluate_epoch(run: TrainingRun, epoch_start: float) -> None:
+    """Epoch end: dev P@8 at 0.5, the SWA snapshot, the best checkpoint, early stopping and metrics.jsonl."""
+    cfg, state, epoch = run.cfg, run.state, run.sampler.epoch + 1
+    dev_notes = run.data.notes["dev"]
+    dev = scores(gathered_probs(run.model, dev_notes, run.title_ids, cfg, run.device, run.rank, run.world),
+                 dev_notes.labels, 0.5)
+    snapshot = cfg.swa and epoch >= cfg.swa_start and (epoch - cfg.swa_start) % cfg.swa_every == 0
+    if snapshot:
+        run.swa.update_parameters(run.model)
+    improved = dev["p@8"] > state["best_p8"]
+    if improved:
+        state.update(best_p8=dev["p@8"], best_epoch=epoch, bad_epochs=0)
+        if run.master:
+            save_checkpoint(run.run_dir / "best.pt", {"model": run.model.state_dict(), "epoch": epoch,
                                                       "dev_p@8": dev["p@8"]})
-        else:
-            state["bad_epochs"] += 1
-        state["stopped"] = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
-        seconds = time.perf_counter() - epoch_start
-        state["history"].append({
-            "epoch": epoch + 1, "global_step": state["global_step"],
-            "train_loss": state["epoch_loss"] / max(state["epoch_steps"], 1),
-            **{f"dev_{k}": v for k, v in dev.items() if k != "threshold"}, "best": improved,
-            "swa_snapshot": snapshot, "swa_n_averaged": int(swa.n_averaged), "seconds": round(seconds, 2),
-            "train_notes_per_s": round(state["epoch_steps"] * cfg.global_batch / seconds, 2),
-        })
-        if master:
-            atomic_write_text(run_dir / "metrics.jsonl",
-                              "".join(json.dumps(row, sort_keys=True) + "\n" for row in state["history"]))
-            print(f"epoch {epoch + 1}: dev P@8 {dev['p@8']:.4f} micro-F1@0.5 {dev['micro_f1']:.4f}"
-                  f"{' (best)' if improved else ''}{' [SWA snapshot]' if snapshot else ''}")
-        sampler.set_epoch(epoch + 1)
-        epoch_path = ckpt_dir / f"epoch-{epoch + 1:03d}.pt"
-        checkpoint(epoch_path)
-        if master:
-            link_atomically(epoch_path, last)
-            _prune(ckpt_dir, cfg.keep_epoch_checkpoints)
-        if ddp:
-            dist.barrier()
+    else:
+        state["bad_epochs"] += 1
+    state["stopped"] = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
+    seconds = time.perf_counter() - epoch_start
+    state["history"].append({
+        "epoch": epoch, "global_step": state["global_step"],
+        "train_loss": state["epoch_loss"] / max(state["epoch_steps"], 1),
+        **{f"dev_{k}": v for k, v in dev.items() if k != "threshold"}, "best": improved,
+        "swa_snapshot": snapshot, "swa_n_averaged": int(run.swa.n_averaged), "seconds": round(seconds, 2),
+        "train_notes_per_s": round(state["epoch_steps"] * cfg.global_batch / seconds, 2),
+    })
+    if run.master:
+        atomic_write_text(run.run_dir / "metrics.jsonl",
+                          "".join(json.dumps(row, sort_keys=True) + "\n" for row in state["history"]))
+        print(f"epoch {epoch}: dev P@8 {dev['p@8']:.4f} micro-F1@0.5 {dev['micro_f1']:.4f}"
+              f"{' (best)' if improved else ''}{' [SWA snapshot]' if snapshot else ''}")
 
-    return _finish(study, run_dir, name, cfg, data, model, swa, state, device, rank, world)
+
+def _checkpoint_epoch(run: TrainingRun) -> None:
+    """Move the sampler to the next epoch and save ``epoch-NNN.pt``, which becomes ``last.pt``."""
+    epoch = run.sampler.epoch + 1
+    run.sampler.set_epoch(epoch)
+    epoch_path = run.last.with_name(f"epoch-{epoch:03d}.pt")
+    _checkpoint(run, epoch_path)
+    if run.master:
+        link_atomically(epoch_path, run.last)
+        _prune(run.last.parent, run.cfg.keep_epoch_checkpoints)
+    if run.ddp:
+        dist.barrier()
+
+
+def _checkpoint(run: TrainingRun, path: Path) -> None:
+    """Everything a resumed run needs to continue exactly: weights, optimizer, SWA, sampler, progress, every
+    rank's RNG state (gathered to rank 0, which writes the file)."""
+    rngs: list[Any] = [None] * run.world
+    if run.ddp:
+        dist.all_gather_object(rngs, rng_state())
+    else:
+        rngs = [rng_state()]
+    if run.master:
+        save_checkpoint(path, {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                               "swa": run.swa.state_dict(), "sampler": run.sampler.state_dict(),
+                               "state": run.state, "rng": rngs, "config": run.cfg.to_dict(), "world_size": run.world})
 
 
 def _maybe_fail(run_dir: Path, rank: int, step: int) -> None:
@@ -458,44 +482,46 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
             old.unlink()
 
 
-def _finish(study: Study, run_dir: Path, name: str, cfg: TrainConfig, data: RunData, model: RAC,
-            swa: AveragedModel, state: dict[str, Any], device: torch.device, rank: int, world: int) -> dict | None:
-    """Evaluate best and SWA on dev (tune thresholds) and test; write swa.pt and summary.json."""
-    master = rank == 0
+def _finish(run: TrainingRun) -> dict | None:
+    """SWA finalisation: evaluate best and SWA on dev (tune thresholds) and test; write swa.pt and summary.json."""
+    cfg, data, model, swa = run.cfg, run.data, run.model, run.swa
     results: dict[str, Any] = {}
-    candidates = {"best": torch.load(run_dir / "best.pt", map_location=device)["model"]}
+    best = run.run_dir / "best.pt"
+    candidates = {"best": (torch.load(best, map_location=run.device)["model"], best)}
     if swa.n_averaged.item() > 0:
-        candidates["swa"] = swa.module.state_dict()
-        if master:
-            save_checkpoint(run_dir / "swa.pt", {"model": candidates["swa"], "n_averaged": int(swa.n_averaged)})
-    for label, weights in candidates.items():
-        model.load_state_dict(weights)
-        dev_probs = gathered_probs(model, data.notes["dev"], data.titles.to(device), cfg, device, rank, world)
+        candidates["swa"] = (swa.module.state_dict(), run.run_dir / "swa.pt")
+        if run.master:
+            save_checkpoint(run.run_dir / "swa.pt", {"model": candidates["swa"][0], "n_averaged": int(swa.n_averaged)})
+    for label, (weights, path) in candidates.items():
+        load_weights(model, weights, path)
+        dev_probs = gathered_probs(model, data.notes["dev"], run.title_ids, cfg, run.device, run.rank, run.world)
         threshold, _ = tune_threshold(dev_probs, data.notes["dev"].labels)
         entry = {"file": f"{label}.pt", "threshold": threshold,
                  "dev": scores(dev_probs, data.notes["dev"].labels, threshold),
                  "dev_at_0.5": scores(dev_probs, data.notes["dev"].labels, 0.5)}
         if len(data.notes["test"]):
-            test_probs = gathered_probs(model, data.notes["test"], data.titles.to(device), cfg, device, rank, world)
+            test_probs = gathered_probs(model, data.notes["test"], run.title_ids, cfg, run.device, run.rank,
+                                        run.world)
             entry["test"] = scores(test_probs, data.notes["test"].labels, threshold)
         results[label] = entry
     selected = max(results, key=lambda k: (results[k]["dev"]["p@8"], k == "best"))
-    summary = {"run": name, "selected": selected, "models": results, "best_epoch": state["best_epoch"],
-               "epochs_run": len(state["history"]), "global_steps": state["global_step"],
-               "early_stopped": state["stopped"], "config": cfg.to_dict()}
-    if not master:
+    state = run.state
+    summary = {"run": run.name, "system": cfg.system_name, "selected": selected, "models": results,
+               "best_epoch": state["best_epoch"], "epochs_run": len(state["history"]),
+               "global_steps": state["global_step"], "early_stopped": state["stopped"], "config": cfg.to_dict()}
+    if not run.master:
         return None
-    atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
-    study.record_step(f"train-{name}", {
-        "run": name, "selected": selected, "threshold": results[selected]["threshold"],
-        "dev_p8": results[selected]["dev"]["p@8"], "epochs_run": len(state["history"]),
-        "config": cfg.to_dict()})
+    atomic_write_text(run.run_dir / "summary.json", json.dumps(summary, indent=1) + "\n")
+    run.study.record_step(f"train-{run.name}", {
+        "run": run.name, "system": cfg.system_name, "selected": selected,
+        "threshold": results[selected]["threshold"], "dev_p8": results[selected]["dev"]["p@8"],
+        "epochs_run": len(state["history"]), "config": cfg.to_dict()})
     for label, entry in results.items():
         test = entry.get("test")
         print(f"{label}: dev P@8 {entry['dev']['p@8']:.4f} micro-F1 {entry['dev']['micro_f1']:.4f} "
               f"(threshold {entry['threshold']:.2f})"
               + (f"; test P@8 {test['p@8']:.4f} micro-F1 {test['micro_f1']:.4f}" if test else ""))
-    print(f"run {name}: {selected} model selected for prediction; {run_dir}")
+    print(f"run {run.name} ({cfg.system_name}): {selected} model selected for prediction; {run.run_dir}")
     return summary
 
 
@@ -507,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        train(Study.locate(args.study), args.name, resolve(args.preset, args.overrides, args.epochs))
+        train(Study.locate(args.study), args.name, resolve(args.preset, args.overrides, args.epochs, args.ablate))
     except UserError as exc:
         print(f"rac.train: error: {exc}", file=sys.stderr)
         return 2

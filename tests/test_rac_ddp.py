@@ -57,6 +57,17 @@ def _moments(ckpt: dict, which: str) -> dict:
     return {names[i]: s[which] for i, s in ckpt["optimizer"]["state"].items()}
 
 
+def _assert_same_gradients(one_step1: dict, two_step1: dict) -> None:
+    """After one Adam step the first moment is (1 - beta1) x gradient: every parameter's gradient, the coder's
+    included (all-reduced by hand outside DDP), equals the single-process one (relative error of the whole
+    tensor; Adam hides scale errors in the weights, so this is the check for them)."""
+    one, two = _moments(one_step1, "exp_avg"), _moments(two_step1, "exp_avg")
+    assert one.keys() == two.keys() and any(n.startswith("coder.") for n in one)
+    for name in one:
+        error = (one[name] - two[name]).norm() / one[name].norm().clamp_min(1e-30)
+        assert error < 1e-5, f"step-1 gradient of {name}: relative error {error:.2e}"
+
+
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_study(tmp_path_factory.mktemp("rac-ddp") / "study", n=40).root
@@ -81,17 +92,20 @@ def reference(study: Path) -> dict:
 
 
 def test_two_ranks_equal_one_rank(reference: dict) -> None:
-    # After one Adam step the first moment is (1 - beta1) x gradient: every parameter's gradient, the title
-    # encoder's included (all-reduced by hand outside DDP), equals the single-process one (relative error
-    # of the whole tensor; Adam hides scale errors in the weights, so this is the check for them).
-    one, two = _moments(reference["one-step1"], "exp_avg"), _moments(reference["two-step1"], "exp_avg")
-    assert one.keys() == two.keys() and any(n.startswith("title_") for n in one)
-    for name in one:
-        error = (one[name] - two[name]).norm() / one[name].norm().clamp_min(1e-30)
-        assert error < 1e-5, f"step-1 gradient of {name}: relative error {error:.2e}"
+    _assert_same_gradients(reference["one-step1"], reference["two-step1"])
     _assert_same(reference["one"]["model"], reference["two"]["model"], "final weights")
     _assert_same(reference["one"]["swa"], reference["two"]["swa"], "SWA weights")
     assert reference["two"]["state"]["global_step"] == reference["one"]["state"]["global_step"] > 2
+
+
+def test_two_ranks_equal_one_rank_without_code_titles(study: Path) -> None:
+    """The "- CodeTitles" ablation's per-code queries take the title encoder's by-hand gradient path."""
+    settings = ["ablate=titles", "max_steps=1"]
+    train(Study(study), "one-queries", resolve("tiny", SETTINGS + settings))
+    _torchrun(2, study, "two-queries", settings)
+    one, two = (load_last(study / "runs" / name) for name in ("one-queries", "two-queries"))
+    assert "coder.queries" in one["model"] and one["config"]["ablate"] == two["config"]["ablate"] == "titles"
+    _assert_same_gradients(one, two)
 
 
 def test_killed_rank_resumes_to_same_weights(study: Path, reference: dict) -> None:

@@ -70,13 +70,13 @@ def test_after_convolution_order_does_not_matter():
     tokens, mask = make_batch([40, 22], 40, TINY.vocab_size)
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
-        x = model.convolve(tokens, mask)
-        probs = torch.sigmoid(model.attend(model.read(x, mask), mask, titles))
+        x = model.reader.convolve(tokens, mask)
+        probs = torch.sigmoid(model.reader.attend(model.reader.read(x, mask), mask, titles))
         perm = torch.stack([torch.randperm(40, generator=g) for _ in range(2)])  # pads land mid-sequence
         xp = torch.gather(x, 1, perm[:, :, None].expand_as(x))
         mp = torch.gather(mask, 1, perm)
         assert not torch.equal(mp, mask)
-        permuted = torch.sigmoid(model.attend(model.read(xp, mp), mp, titles))
+        permuted = torch.sigmoid(model.reader.attend(model.reader.read(xp, mp), mp, titles))
     torch.testing.assert_close(permuted, probs, rtol=1e-5, atol=1e-6)
 
 
@@ -94,7 +94,7 @@ def test_label_softmax_is_fp32_under_bf16_autocast(monkeypatch: pytest.MonkeyPat
     with torch.no_grad():
         reference = torch.sigmoid(model(tokens, mask, titles))
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            u = model.read(model.convolve(tokens, mask), mask)
+            u = model.reader.read(model.reader.convolve(tokens, mask), mask)
             assert u.dtype == torch.bfloat16  # autocast is really on upstream of the label attention
             logits, attn = model(tokens, mask, titles, return_attention=True)
             # Titles scaled far beyond bf16's 8-bit mantissa still give a finite, normalised softmax.
@@ -133,7 +133,7 @@ def test_title_max_pool_ignores_padding():
             if len(real) == 0:
                 assert torch.equal(pooled[code], torch.zeros(TINY.d))  # no title: zero vector, not -inf
                 continue
-            h = model.title_conv(model.title_embed(real[None]), torch.ones(1, len(real), dtype=torch.bool))
+            h = model.coder.conv(model.coder.embed(real[None]), torch.ones(1, len(real), dtype=torch.bool))
             expected = h[0].amax(dim=0)
             any_negative |= bool((expected < 0).any())
             torch.testing.assert_close(pooled[code], expected, rtol=1e-5, atol=1e-6)
@@ -165,9 +165,9 @@ def test_gradients_reach_both_embeddings(per_code_w3: bool):
     torch.nn.functional.binary_cross_entropy_with_logits(logits, target).backward()
     note_rows = tokens[mask].unique()
     title_rows = title_tokens[title_tokens != PAD_ID].unique()
-    assert (model.embed.weight.grad[note_rows].abs().sum(1) > 0).all()
-    assert (model.title_embed.weight.grad[title_rows].abs().sum(1) > 0).all()
-    assert model.embed.weight.grad[PAD_ID].abs().sum() == 0  # the pad vector stays zero
+    assert (model.reader.embed.weight.grad[note_rows].abs().sum(1) > 0).all()
+    assert (model.coder.embed.weight.grad[title_rows].abs().sum(1) > 0).all()
+    assert model.reader.embed.weight.grad[PAD_ID].abs().sum() == 0  # the pad vector stays zero
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
@@ -187,15 +187,15 @@ def test_identity_convolutions_copy_their_input(grad: bool, monkeypatch: pytest.
     monkeypatch.setattr(rac.model, "EXPLICIT_MIN_D", 1)
     config = RACConfig(**{**TINY.__dict__, "identity_convs": True})
     model = make_model(config)
-    for conv in (*model.convs, model.title_conv):
+    for conv in (*model.reader.convs, model.coder.conv):
         conv.identity_(noise=0.0)
     tokens, mask = make_batch([40, 11], 40, config.vocab_size)
-    x = model.embed(tokens) * mask.unsqueeze(-1)
+    x = model.reader.embed(tokens) * mask.unsqueeze(-1)
     with torch.set_grad_enabled(grad):
-        out = model.title_conv(x, mask)
+        out = model.coder.conv(x, mask)
     torch.testing.assert_close(out, torch.tanh(x), rtol=1e-5, atol=1e-6)
     # with the default noise the model starts close to, not at, the identity (symmetry stays broken)
-    noisy = make_model(config).title_conv.conv.weight
+    noisy = make_model(config).coder.conv.conv.weight
     assert 0 < (noisy[:, :, (config.kernel - 1) // 2] - torch.eye(config.d)).abs().max() < 0.1
 
 
@@ -206,7 +206,7 @@ def test_output_bias_starts_at_the_code_frequency(per_code_w3: bool):
     frequency = torch.linspace(0.01, 0.5, config.n_codes)
     model.init_output_bias(frequency)
     with torch.no_grad():  # a zero W3 leaves only the bias: the prior itself
-        (model.w3 if per_code_w3 else model.out.weight).zero_()
+        (model.reader.w3 if per_code_w3 else model.reader.out.weight).zero_()
         tokens, mask = make_batch([40, 7], 40, config.vocab_size)
         probs = torch.sigmoid(model(tokens, mask, model.encode_titles(make_titles(config))))
     expected = frequency if per_code_w3 else frequency.mean().expand(config.n_codes)

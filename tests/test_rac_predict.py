@@ -84,3 +84,5 @@ def test_bench_train_rejects_a_config_that_does_not_fit(run: tuple[Study, str]) 
     study, _ = run
     with pytest.raises(UserError, match="not a multiple"):
         _bench(study, "train", "--name", "x", "--preset", "tiny", "--nproc", "3")
+    with pytest.raises(UserError, match="unknown ablation 'codes'"):
+        _bench(study, "train", "--name", "x", "--preset", "tiny", "--ablate", "swa,codes")

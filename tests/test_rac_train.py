@@ -18,7 +18,9 @@ from rac import word2vec
 from rac.config import resolve
 from benchmark.text import token_spans
 from rac.data import BucketSampler, collate, example_ids
-from rac.train import build_model, gathered_probs, load_data, scores, train, tune_threshold
+from rac.model import RAC, RACConfig
+from rac.run import build_model, load_data, load_weights
+from rac.train import gathered_probs, scores, train, tune_threshold
 from tests.rac_helpers import build_study
 
 
@@ -174,6 +176,14 @@ def test_config_errors(tmp_path: Path) -> None:
         resolve("huge")
     with pytest.raises(UserError, match="run `bench prepare`"):
         train(Study(tmp_path / "empty"), "x", resolve("tiny"))
+
+
+def test_weights_of_another_layout_are_refused_in_one_line(tmp_path: Path) -> None:
+    # checkpoints from before the title encoder became a module of its own (RAC.coder) had title_embed.* keys
+    model = RAC(RACConfig(vocab_size=12, n_codes=3, d=4, n_t=2, n_layers=1, d_ff=4, kernel=2))
+    before = {k.replace("coder.embed.", "title_embed."): v for k, v in model.state_dict().items()}
+    with pytest.raises(UserError, match=r"best\.pt: these weights do not fit the run's model .*new --name"):
+        load_weights(model, before, tmp_path / "best.pt")
 
 
 def _run_with_word2vec(study: Study, cfg) -> Path:

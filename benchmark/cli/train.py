@@ -22,7 +22,11 @@ Re-running the same command resumes from the last checkpoint. --nproc N starts N
 (the study and the run directory must be on a filesystem every node sees).
 
 Presets: paper (the seed's recipe at full size; a GPU job), small (the demo: minutes on a CPU), tiny (tests).
---set KEY=VALUE overrides one config value, e.g. --set lr=1e-4 --set n_layers=2 (see rac/config.py)."""
+--set KEY=VALUE overrides one config value, e.g. --set lr=1e-4 --set n_layers=2 (see rac/config.py).
+--ablate trains the paper's Table 2 ablations: swa (no SWA average: the best dev checkpoint is the model),
+sentperm (no sentence-permuted copies), titles (per-code queries learned from a random start, as in CAML,
+instead of code-title embeddings), e.g. --ablate swa,sentperm,titles is the row "RAC - SWA - SentPerm -
+CodeTitles". The run's config records them and summary.json names the run's row ("system")."""
 
 _PREDICT_DETAILS = """\
 Writes study/predictions/RUN-SPLIT/: probabilities for every code (float16), the thresholded code sets at
@@ -58,7 +62,7 @@ def _train(args: argparse.Namespace) -> int:
     from rac.train import require_study, train
 
     study = study_of(args)
-    cfg = resolve(args.preset, args.overrides, args.epochs)
+    cfg = resolve(args.preset, args.overrides, args.epochs, args.ablate)
     if args.nproc < 1:
         raise UserError(f"--nproc {args.nproc}: must be at least 1")
     cfg.validate(args.nproc)  # fail here with one line, not in N tracebacks
@@ -73,6 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         command += ["--set", item]
     if args.epochs is not None:
         command += ["--epochs", str(args.epochs)]
+    if args.ablate:
+        command += ["--ablate", args.ablate]
     # torch#135712: a rendezvous store shared with the workers hands restarted workers stale addresses
     env = {**os.environ, "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
     return subprocess.run(command, env=env).returncode
