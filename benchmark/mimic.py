@@ -13,15 +13,17 @@ Every problem with the input is a ``UserError`` naming the file (and the line or
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from benchmark import icd
 from benchmark.errors import UserError
 
+DATASET = "MIMIC-III"
 DISCHARGE_SUMMARY = "Discharge summary"
 SPLITS = ("train", "dev", "test")
 NOTE_COLUMNS = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "CATEGORY", "ISERROR", "TEXT")
@@ -47,16 +49,16 @@ class Notes:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def find_table(directory: Path, stem: str) -> Path:
+def find_table(directory: Path, stem: str, dataset: str = "MIMIC-III v1.4") -> Path:
     """``DIR/STEM.csv.gz`` or ``DIR/STEM.csv`` (the compressed one first, as MIMIC ships it)."""
     for name in (f"{stem}.csv.gz", f"{stem}.csv"):
         if (directory / name).is_file():
             return directory / name
     if not directory.is_dir():
-        raise UserError(f"{directory}: no such directory; pass the folder holding the MIMIC-III CSV files")
+        raise UserError(f"{directory}: no such directory; pass the folder holding the {dataset} CSV files")
     raise UserError(
         f"{directory / stem}.csv.gz: file not found (nor {stem}.csv); "
-        f"copy MIMIC-III v1.4's {stem} table into {directory}"
+        f"copy {dataset}'s {stem} table into {directory}"
     )
 
 
@@ -68,7 +70,8 @@ def locate_tables(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def check_columns(path: Path, required: Iterable[str]) -> None:
+def check_columns(path: Path, required: Iterable[str],
+                  hint: str = "prepare needs MIMIC-III's uppercase column names") -> None:
     """Raise a UserError when ``path`` cannot be read as CSV or lacks a required column."""
     try:
         header = pd.read_csv(path, nrows=0).columns
@@ -77,8 +80,7 @@ def check_columns(path: Path, required: Iterable[str]) -> None:
     missing = [column for column in required if column not in header]
     if missing:
         raise UserError(
-            f"{path}: missing column {', '.join(missing)} (found: {', '.join(map(str, header))}); "
-            "prepare needs MIMIC-III's uppercase column names"
+            f"{path}: missing column {', '.join(missing)} (found: {', '.join(map(str, header))}); {hint}"
         )
 
 
@@ -135,6 +137,51 @@ def _int_or_none(value: str, what: str, path: Path, row_id: object) -> int | Non
     return int(number)
 
 
+def stream_columns(path: Path, columns: Sequence[str], keep_columns: Sequence[str] | None = None,
+                   select: Callable[[Any], Any] | None = None, progress: bool = True,
+                   dataset: str = "MIMIC-III") -> dict[str, list]:
+    """Stream a large CSV block by block and return the Python values of the rows kept.
+
+    Every column in ``columns`` is read as text; ``select(batch)`` returns a boolean Arrow mask of the
+    rows to keep (all rows without it), so memory grows with the rows kept, not with the file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from tqdm import tqdm
+
+    keep_columns = list(keep_columns or columns)
+    kept: dict[str, list] = {name: [] for name in keep_columns}
+    raw = pa.OSFile(str(path), "rb")
+    stream = pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
+    rows = 0
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=NOTE_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(columns), column_types={c: pa.string() for c in columns}
+            ),
+        )
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                  disable=None if progress else True, leave=False) as bar:
+            for batch in reader:
+                rows += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                if select is not None:
+                    table = table.filter(select(batch))
+                for name in keep_columns:
+                    kept[name] += table.column(name).to_pylist()
+                bar.update(raw.tell() - bar.n)
+                bar.set_postfix(rows=rows, refresh=False)
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise UserError(f"{path}: cannot be parsed as {dataset} CSV ({exc}); check the file is complete") from exc
+    finally:
+        stream.close()
+        raw.close()
+    return kept
+
+
 def read_discharge_summaries(path: Path, progress: bool = True) -> Notes:
     """Stream NOTEEVENTS and return discharge summaries + addenda concatenated per admission.
 
@@ -144,46 +191,22 @@ def read_discharge_summaries(path: Path, progress: bool = True) -> Notes:
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-    from tqdm import tqdm
 
-    columns = list(NOTE_COLUMNS)
+    seen = {"rows": 0, "summaries": 0, "errors": 0}
+
+    def select(batch: Any) -> Any:
+        seen["rows"] += batch.num_rows
+        is_summary = pc.equal(batch.column("CATEGORY"), DISCHARGE_SUMMARY)
+        seen["summaries"] += pc.sum(is_summary).as_py() or 0
+        is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(batch.column("ISERROR")), value_set=pa.array(["", "0"])))
+        seen["errors"] += pc.sum(pc.and_(is_summary, is_error)).as_py() or 0
+        return pc.and_(is_summary, pc.invert(is_error))
+
     keep_columns = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "TEXT")
-    kept: dict[str, list] = {name: [] for name in keep_columns}  # Python values of the kept rows only
-    raw = pa.OSFile(str(path), "rb")
-    stream = pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
-    rows = summaries = errors = 0
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=NOTE_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=columns, column_types={c: pa.string() for c in columns}
-            ),
-        )
-        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
-                  disable=None if progress else True, leave=False) as bar:
-            for batch in reader:
-                rows += batch.num_rows
-                is_summary = pc.equal(batch.column("CATEGORY"), DISCHARGE_SUMMARY)
-                summaries += pc.sum(is_summary).as_py() or 0
-                is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(batch.column("ISERROR")),
-                                              value_set=pa.array(["", "0"])))
-                errors += pc.sum(pc.and_(is_summary, is_error)).as_py() or 0
-                table = pa.Table.from_batches([batch]).filter(pc.and_(is_summary, pc.invert(is_error)))
-                for name in keep_columns:
-                    kept[name] += table.column(name).to_pylist()
-                bar.update(raw.tell() - bar.n)
-                bar.set_postfix(rows=rows, refresh=False)
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise UserError(f"{path}: cannot be parsed as MIMIC-III CSV ({exc}); check the file is complete") from exc
-    finally:
-        stream.close()
-        raw.close()
+    kept = stream_columns(path, NOTE_COLUMNS, keep_columns, select, progress)
     frame, counts = _concatenate(kept, path)
-    counts = {"noteevents_rows": rows, "discharge_summary_rows": summaries,
-              "iserror_rows_dropped": errors, **counts}
+    counts = {"noteevents_rows": seen["rows"], "discharge_summary_rows": seen["summaries"],
+              "iserror_rows_dropped": seen["errors"], **counts}
     return Notes(frame=frame, counts=counts)
 
 

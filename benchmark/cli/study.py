@@ -26,21 +26,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.set_defaults(func=_demo_data)
 
     prepare = add_parser(
-        subparsers, "prepare", "load MIMIC-III notes and codes into the study",
-        "Reads from --mimic: NOTEEVENTS, DIAGNOSES_ICD, PROCEDURES_ICD, D_ICD_DIAGNOSES, D_ICD_PROCEDURES\n"
-        "(.csv or .csv.gz, MIMIC-III v1.4), and from --splits: train/dev/test_full_hadm_ids.csv (caml-mimic's\n"
-        "split files, one HADM_ID per line). NOTEEVENTS is streamed: memory grows with the discharge\n"
-        "summaries kept, not with the file.\n\n"
+        subparsers, "prepare", "load MIMIC-III or MIMIC-IV notes and codes into the study",
+        "MIMIC-III: reads from --mimic NOTEEVENTS, DIAGNOSES_ICD, PROCEDURES_ICD, D_ICD_DIAGNOSES,\n"
+        "D_ICD_PROCEDURES (.csv or .csv.gz, MIMIC-III v1.4), and from --splits train/dev/test_full_hadm_ids.csv\n"
+        "(caml-mimic's split files, one HADM_ID per line). ICD-9 only.\n\n"
+        "MIMIC-IV (told by its layout): reads hosp/diagnoses_icd, hosp/procedures_icd, hosp/d_icd_diagnoses,\n"
+        "hosp/d_icd_procedures and note/discharge; --splits is Edin et al.'s mimiciv_icd10_split.feather\n"
+        "(columns _id, split in train/val/test; val becomes dev) or a folder of id files as above. One ICD\n"
+        "version per study (--icd-version, default 10); codes seen in fewer than --min-code-count split\n"
+        "admissions are dropped (default 10, Edin et al.'s rule).\n\n"
+        "The notes table is streamed: memory grows with the discharge notes kept, not with the file.\n\n"
         "Writes to the study: documents.parquet (discharge summary + addenda per admission in chart order,\n"
-        "ISERROR rows dropped, sentence spans, CAML tokens), references.parquet (dotted ICD-9 codes per\n"
+        "ISERROR rows dropped, sentence spans, CAML tokens), references.parquet (dotted ICD-9 or ICD-10 codes per\n"
         "admission, leading zeros kept), codes.parquet (the label space with titles, chapter, category,\n"
         "training count), and [steps.prepare] in study.toml (input SHA-256, rules, counts, summary).\n"
         "Prints admissions per split, label-space size, codes and tokens per note.\n\n"
         "A re-run with the same inputs does nothing; different inputs are refused unless --force.",
     )
-    prepare.add_argument("--mimic", type=Path, required=True, metavar="DIR", help="folder with the MIMIC-III CSV files")
-    prepare.add_argument("--splits", type=Path, required=True, metavar="DIR",
-                         help="folder with {train,dev,test}_full_hadm_ids.csv")
+    prepare.add_argument("--mimic", type=Path, required=True, metavar="DIR",
+                         help="folder with the MIMIC-III CSV files, or MIMIC-IV's folder holding hosp/ and note/")
+    prepare.add_argument("--splits", type=Path, required=True, metavar="PATH",
+                         help="folder with {train,dev,test}_full_hadm_ids.csv, or (MIMIC-IV) Edin et al.'s "
+                              "mimiciv_icd10_split.feather")
+    prepare.add_argument("--icd-version", type=int, choices=(9, 10), default=None,
+                         help="MIMIC-IV: the ICD version the study keeps (default 10); MIMIC-III is ICD-9 only")
+    prepare.add_argument("--min-code-count", type=int, default=None, metavar="N",
+                         help="keep codes seen in at least N split admissions (default 10 on MIMIC-IV, as Edin "
+                              "et al.; 0, keep all, on MIMIC-III, as the RAC paper); recorded in study.toml")
     prepare.add_argument("--force", action="store_true",
                          help="rebuild even if the study was prepared (from the same or different inputs)")
     prepare.set_defaults(func=_prepare)
@@ -83,7 +95,8 @@ def _prepare(args: argparse.Namespace) -> None:
     from benchmark.prepare import format_summary, prepare
 
     study = study_of(args)
-    summary = prepare(study, args.mimic, args.splits, force=args.force)
+    summary = prepare(study, args.mimic, args.splits, force=args.force, icd_version=args.icd_version,
+                      min_code_count=args.min_code_count)
     if summary["up_to_date"]:
         print(f"{study.root}: already prepared from these inputs (use --force to rebuild)")
     print(format_summary(summary))
