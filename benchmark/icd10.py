@@ -94,17 +94,19 @@ def to_undotted(code: str) -> str:
 
 
 def kind_of(code: str) -> str:
-    """The kind of a code given dotted or not: ``"px"`` for a PCS shape, else ``"dx"``.
+    """The kind of a code, told by its shape alone: ``"px"`` for a PCS shape, else ``"dx"``.
 
-    The rule: a dot, or a letter then a digit in the first two characters with fewer than 7
-    characters, is CM; 7 characters whose first is a digit, or whose second is a letter, is PCS; a
-    7-character code such as ``S72001A`` (letter, digit) is CM. Malformed codes raise ``ValueError``.
+    A dotted code is CM. An undotted 7-character code is PCS when its first character is a digit or
+    one of B, C, D, F, G (CM has no 7-character codes there), or its second is a letter; otherwise it
+    is CM (``S72001A``, ``H4011X0``). The shapes overlap in a few places (``X2C0361`` is PCS), so
+    callers that know the kind (from the table the code came from) pass it to :func:`normalize`.
+    Malformed codes raise ``ValueError``.
 
-    >>> kind_of("I50.9"), kind_of("I509"), kind_of("0DTJ4ZZ"), kind_of("S72001A"), kind_of("XW033E5")
-    ('dx', 'dx', 'px', 'dx', 'px')
+    >>> kind_of("I50.9"), kind_of("I509"), kind_of("0DTJ4ZZ"), kind_of("B2111ZZ"), kind_of("S72001A")
+    ('dx', 'dx', 'px', 'px', 'dx')
     """
     text = code.strip().upper() if isinstance(code, str) else ""
-    if "." not in text and _PCS.match(text) and (text[0].isdigit() or text[1].isalpha()):
+    if _PCS.match(text) and (text[0].isdigit() or text[0] in "BCDFG" or text[1].isalpha()):
         return "px"
     if _CM_DOTTED.match(text) or _CM_RAW.match(text):
         return "dx"
@@ -115,10 +117,12 @@ def kind_of(code: str) -> str:
 def normalize(code: str, kind: str | None = None) -> str:
     """The canonical form of a code given dotted or undotted, any case, with spaces.
 
-    Without ``kind`` the shape tells it (see :func:`kind_of`); with it, the code must belong to it.
+    With ``kind`` the code must have that kind's shape; without it the shape tells (see :func:`kind_of`).
 
     >>> normalize("I50.9"), normalize("i509"), normalize(" E11.65 "), normalize("0DTJ4ZZ"), normalize("I10")
     ('I50.9', 'I50.9', 'E11.65', '0DTJ4ZZ', 'I10')
+    >>> normalize("X2C0361", "px"), normalize("X2C0361")
+    ('X2C0361', 'X2C.0361')
     >>> normalize("I50.9", "px")
     Traceback (most recent call last):
     ...
@@ -126,15 +130,16 @@ def normalize(code: str, kind: str | None = None) -> str:
     """
     if not isinstance(code, str):
         raise ValueError(f"ICD-10 code must be a string, got {type(code).__name__} {code!r}")
-    found = kind_of(code)
-    if kind is not None:
-        _check_kind(kind)
-        if found != kind:
-            raise ValueError(f"{code!r} is not a {kind} code (its shape is {found})")
     text = code.strip().upper()
-    if found == "dx" and "." in text:
+    if kind is None:
+        kind = kind_of(text)
+    _check_kind(kind)
+    if "." in text:
+        if kind == "px" or not _CM_DOTTED.match(text):
+            found = kind_of(text)
+            raise ValueError(f"{code!r} is not a {kind} code (its shape is {found})")
         return text
-    return to_dotted(text, found)
+    return to_dotted(text, kind)
 
 
 def category(code: str, kind: str | None = None) -> str:

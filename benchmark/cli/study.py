@@ -16,13 +16,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "runs the same code path as on real MIMIC-III. Real ICD-9-CM codes and titles, Zipf-like code\n"
         "frequencies, hard-wrapped notes with section headers, addenda and ISERROR rows. Deterministic\n"
         "for a seed. No real patient data.\n\n"
-        "example: bench demo-data --out demo-mimic && bench prepare --mimic demo-mimic --splits demo-mimic",
+        "--schema mimic4 writes MIMIC-IV's layout instead: hosp/diagnoses_icd, hosp/procedures_icd,\n"
+        "hosp/d_icd_diagnoses, hosp/d_icd_procedures, note/discharge (.csv.gz, lowercase columns, icd_version),\n"
+        "real ICD-10-CM/PCS codes and titles (a fifth of the admissions ICD-9 coded, as MIMIC-IV spans the\n"
+        "2015 switch), and Edin et al.'s split file mimiciv_icd10_split.feather (_id, split in train/val/test).\n\n"
+        "example: bench demo-data --out demo-mimic && bench prepare --mimic demo-mimic --splits demo-mimic\n"
+        "         bench demo-data --schema mimic4 --out demo-iv && \\\n"
+        "           bench prepare --mimic demo-iv --splits demo-iv/mimiciv_icd10_split.feather",
     )
     demo.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the corpus into")
     demo.add_argument("--admissions", type=int, default=None, metavar="N",
                       help="number of admissions (default: the generator's default, enough for a 508-note sample; "
                            "58000 gives a full-size corpus)")
     demo.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    demo.add_argument("--schema", choices=("mimic3", "mimic4"), default="mimic3",
+                      help="file schema: mimic3 (MIMIC-III v1.4, ICD-9; default) or mimic4 (MIMIC-IV v2.2, ICD-10)")
     demo.set_defaults(func=_demo_data)
 
     prepare = add_parser(
@@ -78,17 +86,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _demo_data(args: argparse.Namespace) -> None:
     from benchmark.errors import UserError
     from benchmark.synthetic import DEFAULT_ADMISSIONS, generate_corpus
+    from benchmark.synthetic_mimic4 import SPLIT_FILE, generate_mimic4_corpus
 
     admissions = DEFAULT_ADMISSIONS if args.admissions is None else args.admissions
+    mimic4 = args.schema == "mimic4"
     try:
-        summary = generate_corpus(args.out, admissions=admissions, seed=args.seed)
+        generate = generate_mimic4_corpus if mimic4 else generate_corpus
+        summary = generate(args.out, admissions=admissions, seed=args.seed)
     except ValueError as exc:  # the generator's argument checks
         raise UserError(f"--admissions {admissions}: {exc}") from None
-    print(f"wrote a synthetic MIMIC-III corpus ({admissions:,} admissions, seed {args.seed}) to {args.out}")
+    print(f"wrote a synthetic {'MIMIC-IV' if mimic4 else 'MIMIC-III'} corpus ({admissions:,} admissions, "
+          f"seed {args.seed}) to {args.out}")
     splits = summary.get("splits", {})
     if splits:
-        print("split files: " + " / ".join(f"{count:,} {split}" for split, count in splits.items()))
-    print(f"next: bench prepare --mimic {args.out} --splits {args.out}")
+        print(f"{SPLIT_FILE if mimic4 else 'split files'}: "
+              + " / ".join(f"{count:,} {split}" for split, count in splits.items()))
+    print(f"next: bench prepare --mimic {args.out} --splits {args.out / SPLIT_FILE if mimic4 else args.out}")
 
 
 def _prepare(args: argparse.Namespace) -> None:
