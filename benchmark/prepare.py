@@ -145,7 +145,8 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
         "inputs": {"mimic_dir": str(mimic_dir), "splits_dir": str(splits_dir), "sha256": inputs},
         "rules": {**RULES, **(mimic4.RULES if is_mimic4 else {}), "min_code_count": min_count},
         "dataset": source.DATASET,
-        "code_system": {"icd_version": version, **{kind: codesystems.get(version, kind).label for kind in ("dx", "px")}},
+        "code_system": {"icd_version": version,
+                        **{kind: codesystems.get(version, kind).label for kind in codesystems.KINDS}},
         "outputs": study.file_hashes(*outputs),
         "summary": summary,
     })

@@ -171,13 +171,12 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
     omitted = {spaces[10]["dx"][i].code for i in (25, 40, 55)} | {spaces[10]["px"][i].code for i in (12, 20)}
     used: dict[str, set[str]] = {"dx": set(), "px": set()}
 
-    names = {"notes": "note/discharge.csv.gz", "dx": "hosp/diagnoses_icd.csv.gz", "px": "hosp/procedures_icd.csv.gz"}
+    files = {"notes": ("note/discharge.csv.gz", DISCHARGE_COLUMNS),
+             "dx": ("hosp/diagnoses_icd.csv.gz", DIAGNOSES_COLUMNS),
+             "px": ("hosp/procedures_icd.csv.gz", PROCEDURES_COLUMNS)}
     with ExitStack() as stack:
-        writers = {
-            "notes": _Writer(stack, out_dir / names["notes"], DISCHARGE_COLUMNS, compresslevel),
-            "dx": _Writer(stack, out_dir / names["dx"], DIAGNOSES_COLUMNS, compresslevel),
-            "px": _Writer(stack, out_dir / names["px"], PROCEDURES_COLUMNS, compresslevel),
-        }
+        writers = {key: _Writer(stack, out_dir / name, columns, compresslevel)
+                   for key, (name, columns) in files.items()}
         bar = stack.enter_context(tqdm(total=admissions, desc="synthetic MIMIC-IV", unit="adm", disable=not progress))
         for a in range(admissions):
             v = int(version[a])
@@ -207,7 +206,7 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
         for writer in writers.values():
             writer.flush()
 
-    row_counts = {names[key]: writer.rows for key, writer in writers.items()}
+    row_counts = {files[key][0]: writer.rows for key, writer in writers.items()}
     for kind, file_name in (("dx", "hosp/d_icd_diagnoses.csv.gz"), ("px", "hosp/d_icd_procedures.csv.gz")):
         with ExitStack() as stack:
             writer = _Writer(stack, out_dir / file_name, TITLE_COLUMNS, compresslevel)

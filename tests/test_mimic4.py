@@ -14,6 +14,7 @@ import pytest
 from benchmark import codesystems
 from benchmark.cli import main
 from benchmark.io import sha256_file
+from tests.test_cli_study import _assert_user_error, _run
 from benchmark.synthetic_mimic4 import (
     DIAGNOSES_COLUMNS,
     DISCHARGE_COLUMNS,
@@ -26,24 +27,9 @@ from benchmark.synthetic_mimic4 import (
 ADMISSIONS = 300
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _prepare(capsys, study: Path, corpus: Path, *extra: str, splits: Path | None = None) -> tuple[int, str, str]:
     return _run(capsys, "--study", str(study), "prepare", "--mimic", str(corpus),
                 "--splits", str(splits or corpus / SPLIT_FILE), *extra)
-
-
-def _assert_user_error(result: tuple[int, str, str], *fragments: str) -> None:
-    code, _, err = result
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def _table(corpus: Path, name: str) -> pd.DataFrame:
