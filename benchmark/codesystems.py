@@ -23,6 +23,8 @@ from benchmark import icd, icd10
 if TYPE_CHECKING:
     import pandas as pd
 
+    from benchmark.study import Study
+
 VERSIONS: tuple[int, ...] = (9, 10)
 KINDS: tuple[str, ...] = ("dx", "px")
 _LABELS = {(9, "dx"): "ICD-9-CM", (9, "px"): "ICD-9-CM procedures", (10, "dx"): "ICD-10-CM",
@@ -119,6 +121,24 @@ def get(version: int, kind: str) -> CodeSystem:
     if kind not in KINDS:
         raise ValueError(f"unknown code kind {kind!r}; use 'dx' (diagnoses) or 'px' (procedures)")
     return CodeSystem(version, kind)
+
+
+def study_version(study: Study) -> int:
+    """The ICD version a study was prepared in (studies prepared before ICD-10 support are ICD-9)."""
+    record = study.step("prepare") or {}
+    return int(record.get("code_system", {}).get("icd_version", 9))
+
+
+def normalize(code: str, version: int) -> str:
+    """The canonical form of a code of either kind in an ICD version, the kind told by its shape.
+
+    ICD-9 follows :func:`benchmark.icd.normalize`'s rule for undotted codes, ICD-10
+    :func:`benchmark.icd10.kind_of`'s.
+
+    >>> normalize("4280", 9), normalize("i509", 10), normalize("0DTJ4ZZ", 10)
+    ('428.0', 'I50.9', '0DTJ4ZZ')
+    """
+    return (icd if version == 9 else icd10).normalize(code)
 
 
 def study_label(version: int) -> str:

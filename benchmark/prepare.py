@@ -183,10 +183,9 @@ def _code_rules(is_mimic4: bool, icd_version: int | None, min_code_count: int | 
 
 def _check_code_system(study: Study, version: int) -> None:
     """A study holds one code system: preparing it again in another ICD version is refused, even forced."""
-    earlier = study.step("prepare")
-    if earlier is None:
+    if study.step("prepare") is None:
         return
-    recorded = earlier.get("code_system", {}).get("icd_version", 9)  # studies from before ICD-10 are ICD-9
+    recorded = codesystems.study_version(study)
     if recorded != version:
         raise UserError(f"{study.provenance_path}: this study was prepared as ICD-{recorded}; --icd-version "
                         f"{version} would mix code systems in one study: use --study to start a new one")

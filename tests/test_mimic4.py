@@ -228,3 +228,81 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert [sha256_file(first / f) for f in files] == [sha256_file(second / f) for f in files]
     assert sha256_file(first / "note/discharge.csv.gz") != sha256_file(other / "note/discharge.csv.gz")
     assert sha256_file(first / SPLIT_FILE) != sha256_file(other / SPLIT_FILE)
+
+
+@pytest.fixture(scope="module")
+def icd10_study(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus prepared (ICD-10, default rules) and sampled (20 notes). Tests copy it before writing."""
+    study = tmp_path_factory.mktemp("icd10-study") / "study"
+    base = ["--study", str(study)]
+    assert main([*base, "prepare", "--mimic", str(corpus), "--splits", str(corpus / SPLIT_FILE)]) == 0
+    assert main([*base, "sample", "--n", "20"]) == 0
+    return study
+
+
+def test_shortlist_file_of_icd10_codes(capsys, icd10_study: Path, tmp_path: Path) -> None:
+    study = Path(shutil.copytree(icd10_study, tmp_path / "study"))
+    catalogue = pd.read_parquet(study / "codes.parquet")
+    dx = catalogue.loc[catalogue["system"] == "dx", "code"].iloc[:3].tolist()
+    px = catalogue.loc[catalogue["system"] == "px", "code"].iloc[:2].tolist()
+    listed = tmp_path / "shortlist.txt"
+    listed.write_text("# undotted as MIMIC-IV stores them, and dotted\n"
+                      + "\n".join([dx[0].replace(".", ""), dx[1].lower(), dx[2], *px]) + "\n")
+    code, out, err = _run(capsys, "--study", str(study), "sample", "--n", "20", "--shortlist", str(listed), "--force")
+    assert code == 0, err
+    assert (study / "shortlist.txt").read_text().split() == sorted(dx + px)
+    listed.write_text("428.0\n")  # an ICD-9 code is no ICD-10 code
+    _assert_user_error(_run(capsys, "--study", str(study), "sample", "--n", "20", "--shortlist", str(listed),
+                            "--force"), "shortlist.txt line 1", "ICD-10-CM/PCS code per line")
+
+
+def test_score_on_an_icd10_study_matches_sklearn(capsys, icd10_study: Path, tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from benchmark.predictions import Predictions, write_predictions
+    from tests.test_exports import choices_annotation, full_task
+
+    study = Path(shutil.copytree(icd10_study, tmp_path / "study"))
+    refs = {int(h): sorted(g["code"]) for h, g in pd.read_parquet(study / "references.parquet").groupby("hadm_id")}
+    sample = [int(x) for x in (study / "sample.csv").read_text().split()]
+    rng = np.random.default_rng(0)
+    coded = {h: [c for c in refs[h] if rng.random() < 0.7] for h in sample}
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([full_task(100 + i, h, [choices_annotation(i + 1, 1, coded[h])])
+                                  for i, h in enumerate(sample)]))
+    (study / "labelstudio").mkdir()
+    (study / "labelstudio" / "coders.json").write_text(json.dumps(
+        {"coders": [{"email": "a@example.org", "id": 1, "simulated": False, "name": "A"}]}))
+    codes = pd.read_parquet(study / "codes.parquet")["code"].tolist()
+    col = {c: i for i, c in enumerate(codes)}
+    docs = pd.read_parquet(study / "documents.parquet", columns=["hadm_id", "split"])
+    test = docs.loc[docs["split"] == "test", "hadm_id"].to_numpy()
+    probs = rng.random((len(test), len(codes))).astype(np.float32) * 0.6
+    for r, h in enumerate(test):
+        probs[r, [col[c] for c in refs[int(h)]]] = rng.uniform(0.3, 1.0, len(refs[int(h)]))
+    write_predictions(study / "predictions" / "icd10-test",
+                      Predictions("icd10-test", test, codes, probs, run="icd10", split="test"))
+    assert _run(capsys, "--study", str(study), "evaluate")[0] == 0
+    code, out, err = _run(capsys, "--study", str(study), "score", "--coders", str(export), "--profile", "paper")
+    assert code == 0, err
+    table = json.loads((study / "scores.json").read_text())["table1"]
+
+    ordered = sorted(sample)
+    y_true = np.zeros((len(ordered), len(codes)), bool)
+    y_coder = np.zeros_like(y_true)
+    for r, h in enumerate(ordered):
+        y_true[r, [col[c] for c in refs[h]]] = True
+        y_coder[r, [col[c] for c in coded[h]]] = True
+    y_model = probs[[list(test).index(h) for h in ordered]] >= np.float32(0.5)
+    rows = {row["system"]: row for row in table["rows"]}
+    assert rows["Human coders"]["micro"]["f1"] == pytest.approx(f1_score(y_true, y_coder, average="micro"), abs=1e-12)
+    model = table["rows"][-1]
+    assert model["micro"]["f1"] == pytest.approx(f1_score(y_true, y_model, average="micro"), abs=1e-12)
+    # Breakdowns by ICD-10 chapters (CM chapters and PCS sections) and by kind.
+    chapters = set(codesystems.get(10, "dx").chapters()) | set(codesystems.get(10, "px").chapters())
+    assert set(table["breakdowns"]["chapter"]["Human coders"]) <= chapters
+    assert "I00-I99 Diseases of the circulatory system" in table["breakdowns"]["chapter"]["Human coders"]
+    assert set(table["breakdowns"]["system"]["Human coders"]) == {"dx", "px"}
