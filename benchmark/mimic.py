@@ -41,12 +41,43 @@ SPLIT_FILE = "{split}_full_hadm_ids.csv"
 NOTE_BLOCK_BYTES = 16 << 20  # larger than any single MIMIC note (the longest is about 55 KB)
 
 
+# What prepare's error says the notes and the split files should be, when they do not match.
+NOTES_HINT = "MIMIC-III v1.4's NOTEEVENTS and caml-mimic's *_full_hadm_ids.csv"
+
+
 @dataclass
 class Notes:
     """Discharge summaries concatenated per admission, and what was dropped on the way."""
 
     frame: pd.DataFrame  # hadm_id, subject_id (-1 if NOTEEVENTS lacks it), text, n_notes, row_ids
     counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Inputs:
+    """A dataset's tables as prepare needs them, read and checked (the same shape for MIMIC-III and -IV)."""
+
+    splits: pd.DataFrame  # hadm_id, split (train/dev/test)
+    codes: pd.DataFrame  # hadm_id, code (canonical), system ("dx" | "px"); distinct
+    notes: Notes
+    notes_path: Path
+    titles: dict[str, pd.DataFrame]  # per kind: code, short_title, long_title from the dataset's tables
+    counts: dict[str, int]  # rows skipped on the way
+
+
+def read_inputs(tables: dict[str, Path], split_files: dict[str, Path], version: int, progress: bool,
+                lap: Callable[[str], None]) -> Inputs:
+    """Read MIMIC-III's splits, codes, notes and titles (ICD-9 only; ``lap`` times each phase)."""
+    splits = read_splits(split_files)
+    dx, dx_empty = read_codes(tables["diagnoses"], "dx")
+    px, px_empty = read_codes(tables["procedures"], "px")
+    lap("read splits and codes")
+    notes = read_discharge_summaries(tables["noteevents"], progress=progress)
+    lap("stream NOTEEVENTS")
+    titles = {kind: read_titles(tables[f"d_{name}"], kind)
+              for kind, name in (("dx", "diagnoses"), ("px", "procedures"))}
+    return Inputs(splits, pd.concat([dx, px], ignore_index=True), notes, tables["noteevents"], titles,
+                  {"empty_dx_code_rows": dx_empty, "empty_px_code_rows": px_empty})
 
 
 def find_table(directory: Path, stem: str, dataset: str = "MIMIC-III v1.4") -> Path:
@@ -94,6 +125,9 @@ def split_paths(directory: Path) -> dict[str, Path]:
                 "train/dev/test_full_hadm_ids.csv"
             )
     return paths
+
+
+split_inputs = split_paths  # the name prepare calls on either dataset
 
 
 def read_splits(paths: dict[str, Path]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ Every problem is a ``UserError`` naming the file and the column or row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,7 @@ CODE_TABLES = {"dx": "diagnoses", "px": "procedures"}
 TITLE_TABLES = {"dx": "d_diagnoses", "px": "d_procedures"}
 SPLIT_COLUMNS = ("_id", "split")
 SPLIT_NAMES = {"train": "train", "val": "dev", "test": "test"}  # Edin's names -> the study's
+NOTES_HINT = "MIMIC-IV-Note's discharge table and the split file made for it"
 RULES = {
     "notes": "note/discharge rows with a hadm_id, joined per hadm_id by a blank line in (charttime, note_id) order",
     "codes": "icd_code read as text, rows of the chosen icd_version only; ICD-10-CM dotted after 3 characters, "
@@ -49,6 +51,18 @@ RULES = {
     "rare_codes": "codes seen in fewer split admissions (with a note) than min_code_count are dropped; "
                   "admissions left without codes are dropped and counted",
 }
+
+
+def read_inputs(tables: dict[str, Path], split_files: dict[str, Path], version: int, progress: bool,
+                lap: Callable[[str], None]) -> mimic.Inputs:
+    """Read the splits, the codes of one ICD version, the notes and the titles (``lap`` times each phase)."""
+    splits = read_splits(split_files)
+    codes, counts = read_codes(tables, version)
+    check_split_codes(splits, codes, split_files.get("feather") or next(iter(split_files.values())).parent, version)
+    lap("read splits and codes")
+    notes = read_discharge(tables["discharge"], progress=progress)
+    lap("stream note/discharge")
+    return mimic.Inputs(splits, codes, notes, tables["discharge"], read_titles(tables, version), counts)
 
 
 def is_mimic4(directory: Path) -> bool:

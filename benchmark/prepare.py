@@ -81,7 +81,7 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
     version, min_count = _code_rules(is_mimic4, icd_version, min_code_count)
     source = mimic4 if is_mimic4 else mimic
     tables = source.locate_tables(mimic_dir)
-    split_files = mimic4.split_inputs(splits_dir) if is_mimic4 else mimic.split_paths(splits_dir)
+    split_files = source.split_inputs(splits_dir)
     inputs = {path.name: sha256_file(path) for path in [*tables.values(), *split_files.values()]}
     clock.lap("hash inputs")
     data_source = "synthetic" if (mimic_dir / SYNTHETIC_MARKER).is_file() else "mimic"
@@ -98,37 +98,16 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
             and all(p.exists() for p in outputs) and study.file_hashes(*outputs) == earlier.get("outputs")):
         return {**earlier["summary"], "data_source": earlier.get("data_source"), "up_to_date": True}
 
-    if is_mimic4:
-        splits = mimic4.read_splits(split_files)
-        codes, code_counts = mimic4.read_codes(tables, version)
-        mimic4.check_split_codes(splits, codes, splits_dir, version)
-        notes_path = tables["discharge"]
-        clock.lap("read splits and codes")
-        notes = mimic4.read_discharge(notes_path, progress=progress)
-        clock.lap("stream note/discharge")
-        titles = mimic4.read_titles(tables, version)
-        expected = "MIMIC-IV-Note's discharge table and the split file made for it"
-    else:
-        splits = mimic.read_splits(split_files)
-        dx, dx_empty = mimic.read_codes(tables["diagnoses"], "dx")
-        px, px_empty = mimic.read_codes(tables["procedures"], "px")
-        codes = pd.concat([dx, px], ignore_index=True)
-        code_counts = {"empty_dx_code_rows": dx_empty, "empty_px_code_rows": px_empty}
-        notes_path = tables["noteevents"]
-        clock.lap("read splits and codes")
-        notes = mimic.read_discharge_summaries(notes_path, progress=progress)
-        clock.lap("stream NOTEEVENTS")
-        titles = {kind: mimic.read_titles(tables[f"d_{name}"], kind)
-                  for kind, name in (("dx", "diagnoses"), ("px", "procedures"))}
-        expected = "MIMIC-III v1.4's NOTEEVENTS and caml-mimic's *_full_hadm_ids.csv"
-    codes, rare = _drop_rare_codes(codes, splits, notes.frame, min_count)
+    read = source.read_inputs(tables, split_files, version, progress, clock.lap)
+    notes = read.notes
+    codes, rare = _drop_rare_codes(read.codes, read.splits, notes.frame, min_count)
 
-    documents, dropped = _select_admissions(notes.frame, codes, splits, notes_path, expected)
+    documents, dropped = _select_admissions(notes.frame, codes, read.splits, read.notes_path, source.NOTES_HINT)
     references = (codes[codes["hadm_id"].isin(documents["hadm_id"])]
                   .sort_values(["hadm_id", "code"], ignore_index=True)[["hadm_id", "code", "system"]])
     documents["n_tokens"] = _write_documents(study.documents, documents, progress)
     clock.lap("sentences, tokens, documents")
-    catalogue = _catalogue(references, documents, titles, version)
+    catalogue = _catalogue(references, documents, read.titles, version)
     clock.lap("code catalogue")
 
     _write_parquet(study.references, references, {"hadm_id": "int64", "code": "string", "system": "string"})
@@ -137,7 +116,7 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
         "chapter": "string", "category": "string", "train_count": "int64", "in_test": "bool",
         "title_source": "string",
     })
-    summary = {**_summary(documents, references, catalogue, {**notes.counts, **dropped, **code_counts, **rare}),
+    summary = {**_summary(documents, references, catalogue, {**notes.counts, **dropped, **read.counts, **rare}),
                "dataset": source.DATASET, "code_system": codesystems.study_label(version), "min_code_count": min_count}
     study.record_step("prepare", {
         "fingerprint": stamp,
