@@ -116,11 +116,12 @@ def items_file(xml: str) -> str | None:
 
 
 def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI,
-                    items_url: str | None = None) -> str:
+                    items_url: str | None = None, codes_label: str = "ICD-9-CM") -> str:
     """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``.
 
     ``items_url`` (taxonomy only): load the tree from there (``taxonomy_items`` as JSON) instead of
-    inlining it as nested ``<Choice>`` tags.
+    inlining it as nested ``<Choice>`` tags. ``codes_label`` names the study's code system in the
+    picker's header (``benchmark.codesystems.study_label``).
     """
     if ui not in UIS:
         raise UserError(f"--ui {ui!r}: expected one of {', '.join(UIS)}")
@@ -133,7 +134,7 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     ET.SubElement(note, "Header", value="Discharge summary (sample #$sample_index)")
     ET.SubElement(note, "Text", name="text", value="$text")
     side = ET.SubElement(view, "View", style="flex: 2; min-width: 320px; position: sticky; top: 0")
-    ET.SubElement(side, "Header", value="ICD-9-CM codes: search by number or words", size="5")
+    ET.SubElement(side, "Header", value=f"{codes_label} codes: search by number or words", size="5")
     if ui == "choices":
         ET.SubElement(side, "Filter", name="code_filter", toName=CONTROL, minlength="1",
                       placeholder="Search codes: number or words")

@@ -14,10 +14,11 @@ It exercises what MIMIC-IV v2.2 + MIMIC-IV-Note exercise in ``bench prepare``:
   / 19,802), with the same floors as the MIMIC-III corpus so a small corpus has enough test notes.
 
 The notes come from :mod:`benchmark.synthetic`'s note writer (``_Notes``: section headers, 80-character
-wrapping, de-identification brackets, evidence from titles and abbreviations, negated and historical
-distractors, addenda), with its buffered draws (``_Draws``), admission plan (``_Plan``), Zipf-Mandelbrot
-law (``_zipf``), gzip writer (``_Writer``) and ICD-9 label space (``_label_space``), so both corpora
-have the same note shape. Output is byte-identical for the same arguments.
+wrapping, evidence from titles and abbreviations, negated and historical distractors, addenda), with
+MIMIC-IV's ``___`` masks in place of MIMIC-III's ``[** ... **]`` de-identification brackets. Also reused:
+its buffered draws (``_Draws``), admission plan (``_Plan``), Zipf-Mandelbrot law (``_zipf``), gzip
+writer (``_Writer``) and ICD-9 label space (``_label_space``), so both corpora have the same note shape.
+Output is byte-identical for the same arguments.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from benchmark.io import atomic_path, atomic_write_text
 from benchmark.prepare import SYNTHETIC_MARKER
 from benchmark.synthetic import (
     _ADDENDUM_FRACTION,
+    _DEID_SPAN,
     _NO_EVIDENCE_FRACTION,
     _ZIPF,
     DEFAULT_ADMISSIONS,
@@ -254,6 +256,7 @@ def _write_discharge(writer: _Writer, notes: _Notes, draws: _Draws, a: int, plan
         texts.append(notes.addendum(moved))
     note_hadm: int | str = "" if not listed and draws.chance(_NO_HADM_FRACTION) else hadm
     for seq, text in enumerate(texts, start=1):
+        text = _DEID_SPAN.sub("___", text)  # MIMIC-IV-Note masks every de-identified span as ___
         chart = f"{(discharge + dt.timedelta(days=seq - 1)).isoformat()} 00:00:00"
         stored = f"{(discharge + dt.timedelta(days=seq)).isoformat()} {draws.randint(8, 20):02d}:00:00"
         writer.write(f"{subject}-DS-{a * 2 + seq},{subject},{note_hadm},DS,{seq},{chart},{stored},{_q(text)}\n")

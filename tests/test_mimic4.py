@@ -24,9 +24,6 @@ from benchmark.synthetic_mimic4 import (
     generate_mimic4_corpus,
 )
 
-ADMISSIONS = 300
-
-
 def _prepare(capsys, study: Path, corpus: Path, *extra: str, splits: Path | None = None) -> tuple[int, str, str]:
     return _run(capsys, "--study", str(study), "prepare", "--mimic", str(corpus),
                 "--splits", str(splits or corpus / SPLIT_FILE), *extra)
@@ -40,11 +37,9 @@ def _rewrite(corpus: Path, name: str, frame: pd.DataFrame) -> None:
     frame.to_csv(corpus / f"{name}.csv.gz", index=False, compression="gzip")
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mimic4") / "corpus"
-    assert main(["demo-data", "--schema", "mimic4", "--out", str(out), "--admissions", str(ADMISSIONS)]) == 0
-    return out
+@pytest.fixture
+def corpus(mimic4_corpus: Path) -> Path:
+    return mimic4_corpus
 
 
 @pytest.fixture
@@ -228,16 +223,6 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert [sha256_file(first / f) for f in files] == [sha256_file(second / f) for f in files]
     assert sha256_file(first / "note/discharge.csv.gz") != sha256_file(other / "note/discharge.csv.gz")
     assert sha256_file(first / SPLIT_FILE) != sha256_file(other / SPLIT_FILE)
-
-
-@pytest.fixture(scope="module")
-def icd10_study(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The corpus prepared (ICD-10, default rules) and sampled (20 notes). Tests copy it before writing."""
-    study = tmp_path_factory.mktemp("icd10-study") / "study"
-    base = ["--study", str(study)]
-    assert main([*base, "prepare", "--mimic", str(corpus), "--splits", str(corpus / SPLIT_FILE)]) == 0
-    assert main([*base, "sample", "--n", "20"]) == 0
-    return study
 
 
 def test_shortlist_file_of_icd10_codes(capsys, icd10_study: Path, tmp_path: Path) -> None:
