@@ -6,7 +6,8 @@ code through ``alias`` (so exports need no title parsing; DESIGN.md §7 confirme
 - ``choices``: the paper's flat list, one ``<Choice>`` per shortlist code, with a ``<Filter>`` that
   searches by code number or title words. The filter MUST have a ``name``: without one Label Studio
   accepts the config and renders nothing.
-- ``taxonomy``: the ICD-9 hierarchy chapter -> 3-character category -> code, ``leafsOnly`` so only
+- ``taxonomy``: the catalogue's hierarchy chapter -> 3-character category -> code (ICD-9 chapters, or
+  ICD-10-CM chapters and ICD-10-PCS sections with root operations as categories), ``leafsOnly`` so only
   codes can be picked; its search box matches numbers and words too. Two ways to hand it the tree:
 
   * **items from a URL** (``items_url``; what the study's own server gets): ``<Taxonomy apiUrl=...>``
