@@ -172,12 +172,13 @@ def _int_or_none(value: str, what: str, path: Path, row_id: object) -> int | Non
 
 
 def stream_columns(path: Path, columns: Sequence[str], keep_columns: Sequence[str] | None = None,
-                   select: Callable[[Any], Any] | None = None, progress: bool = True,
+                   keep: Callable[[Any], Any] | None = None, progress: bool = True,
                    dataset: str = "MIMIC-III") -> dict[str, list]:
     """Stream a large CSV block by block and return the Python values of the rows kept.
 
-    Every column in ``columns`` is read as text; ``select(batch)`` returns a boolean Arrow mask of the
-    rows to keep (all rows without it), so memory grows with the rows kept, not with the file.
+    Every column in ``columns`` is read as text; ``keep(block)`` takes each block as an Arrow table and
+    returns what to hold of it (rows filtered, values blanked; the whole block without it), so memory
+    grows with what is kept, not with the file.
     """
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -202,8 +203,8 @@ def stream_columns(path: Path, columns: Sequence[str], keep_columns: Sequence[st
             for batch in reader:
                 rows += batch.num_rows
                 table = pa.Table.from_batches([batch])
-                if select is not None:
-                    table = table.filter(select(batch))
+                if keep is not None:
+                    table = keep(table)
                 for name in keep_columns:
                     kept[name] += table.column(name).to_pylist()
                 bar.update(raw.tell() - bar.n)
@@ -228,16 +229,16 @@ def read_discharge_summaries(path: Path, progress: bool = True) -> Notes:
 
     seen = {"rows": 0, "summaries": 0, "errors": 0}
 
-    def select(batch: Any) -> Any:
-        seen["rows"] += batch.num_rows
-        is_summary = pc.equal(batch.column("CATEGORY"), DISCHARGE_SUMMARY)
+    def keep(block: Any) -> Any:
+        seen["rows"] += block.num_rows
+        is_summary = pc.equal(block.column("CATEGORY"), DISCHARGE_SUMMARY)
         seen["summaries"] += pc.sum(is_summary).as_py() or 0
-        is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(batch.column("ISERROR")), value_set=pa.array(["", "0"])))
+        is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(block.column("ISERROR")), value_set=pa.array(["", "0"])))
         seen["errors"] += pc.sum(pc.and_(is_summary, is_error)).as_py() or 0
-        return pc.and_(is_summary, pc.invert(is_error))
+        return block.filter(pc.and_(is_summary, pc.invert(is_error)))
 
     keep_columns = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "TEXT")
-    kept = stream_columns(path, NOTE_COLUMNS, keep_columns, select, progress)
+    kept = stream_columns(path, NOTE_COLUMNS, keep_columns, keep, progress)
     frame, counts = _concatenate(kept, path)
     counts = {"noteevents_rows": seen["rows"], "discharge_summary_rows": seen["summaries"],
               "iserror_rows_dropped": seen["errors"], **counts}

@@ -16,8 +16,9 @@ Every problem is a ``UserError`` naming the file and the column or row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -60,7 +61,7 @@ def read_inputs(tables: dict[str, Path], split_files: dict[str, Path], version: 
     codes, counts = read_codes(tables, version)
     check_split_codes(splits, codes, split_files.get("feather") or next(iter(split_files.values())).parent, version)
     lap("read splits and codes")
-    notes = read_discharge(tables["discharge"], progress=progress)
+    notes = read_discharge(tables["discharge"], splits["hadm_id"].tolist(), progress=progress)
     lap("stream note/discharge")
     return mimic.Inputs(splits, codes, notes, tables["discharge"], read_titles(tables, version), counts)
 
@@ -214,12 +215,25 @@ def read_titles(tables: dict[str, Path], version: int) -> dict[str, pd.DataFrame
     return out
 
 
-def read_discharge(path: Path, progress: bool = True) -> mimic.Notes:
+def read_discharge(path: Path, split_ids: Iterable[int], progress: bool = True) -> mimic.Notes:
     """Stream note/discharge; return the notes joined per admission (as :class:`benchmark.mimic.Notes`).
 
+    Only the split admissions' texts are held (about 122k of MIMIC-IV's 331k notes for Edin's split);
+    the other rows keep their ids, so the counts of notes outside the splits stay right.
     ``row_ids`` holds the note_ids (space-separated), so an error can name the note.
     """
-    kept = mimic.stream_columns(path, NOTE_COLUMNS, progress=progress, dataset=DATASET)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    split_ids = set(split_ids)
+    wanted = pa.array(sorted(str(h) for h in split_ids), pa.string())
+
+    def keep(block: Any) -> Any:
+        in_split = pc.is_in(pc.utf8_trim_whitespace(block.column("hadm_id")), value_set=wanted)
+        text = pc.if_else(in_split, block.column("text"), pa.scalar(None, pa.string()))
+        return block.set_column(block.schema.get_field_index("text"), "text", text)
+
+    kept = mimic.stream_columns(path, NOTE_COLUMNS, keep=keep, progress=progress, dataset=DATASET)
     rows = len(kept["note_id"])
     table = pd.DataFrame(kept)
     kept.clear()
@@ -234,7 +248,7 @@ def read_discharge(path: Path, progress: bool = True) -> mimic.Notes:
     table["subject_id"] = pd.to_numeric(table["subject_id"].str.strip(), errors="coerce").fillna(-1).astype("int64")
     table = table.sort_values(["hadm_id", "charttime", "note_id"], kind="stable")
     has_text = table["text"].fillna("").str.strip() != ""
-    empty_rows = int((~has_text).sum())
+    empty_rows = int((~has_text & table["hadm_id"].isin(split_ids)).sum())
     table = table.assign(text=table["text"].where(has_text), n_notes=has_text.astype("int64"))
     # Most admissions have one note: only the others go through the (slow) per-group join.
     several = table["hadm_id"].duplicated(keep=False)
