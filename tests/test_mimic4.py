@@ -293,3 +293,8 @@ def test_score_on_an_icd10_study_matches_sklearn(capsys, icd10_study: Path, tmp_
     assert set(table["breakdowns"]["chapter"]["Human coders"]) <= chapters
     assert "I00-I99 Diseases of the circulatory system" in table["breakdowns"]["chapter"]["Human coders"]
     assert set(table["breakdowns"]["system"]["Human coders"]) == {"dx", "px"}
+    # The report names the study's code system and dataset.
+    assert _run(capsys, "--study", str(study), "report")[0] == 0
+    html = (study / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<h1>Human coders vs RAC: ICD-10-CM/PCS coding study</h1>" in html
+    assert "SYNTHETIC corpus (not MIMIC-IV;" in html and "ICD-9 coding study" not in html
