@@ -6,8 +6,8 @@ lowercase column names). Codes carry ``icd_version`` (9 or 10) and are stored wi
 keeps one version (``--icd-version``), so the two code systems never mix.
 
 ``note/discharge`` (about 330k notes, 2.4 GB) is streamed as NOTEEVENTS is: pyarrow parses it block by
-block and only the kept columns of admissions with a ``hadm_id`` are held, so memory follows the notes
-kept. The code and title tables are read whole, every column as text.
+block and only the texts of the split admissions are held (the other rows keep their ids, for the
+counts), so memory follows the notes kept. The code and title tables are read whole, every column as text.
 
 Splits: Edin et al.'s ``mimiciv_icd10_split.feather`` (columns ``_id`` = hadm_id and ``split`` in
 train/val/test; val is the study's dev split), or a folder of caml-style train/dev/test id files.
@@ -128,7 +128,7 @@ def read_splits(paths: dict[str, Path]) -> pd.DataFrame:
 
 
 def _read_text_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    """A small table with every column as text (missing values as "")."""
+    """A code or title table, read whole with every column as text (missing values as "")."""
     return pd.read_csv(path, usecols=list(columns), dtype=str, keep_default_na=False)
 
 
