@@ -6,7 +6,8 @@ code through ``alias`` (so exports need no title parsing; docs/architecture.md Â
 - ``choices``: the paper's flat list, one ``<Choice>`` per shortlist code, with a ``<Filter>`` that
   searches by code number or title words. The filter MUST have a ``name``: without one Label Studio
   accepts the config and renders nothing.
-- ``taxonomy``: the ICD-9 hierarchy chapter -> 3-character category -> code, ``leafsOnly`` so only
+- ``taxonomy``: the catalogue's hierarchy chapter -> 3-character category -> code (ICD-9 chapters, or
+  ICD-10-CM chapters and ICD-10-PCS sections with root operations as categories), ``leafsOnly`` so only
   codes can be picked; its search box matches numbers and words too. Two ways to hand it the tree:
 
   * **items from a URL** (``items_url``; what the study's own server gets): ``<Taxonomy apiUrl=...>``
@@ -116,11 +117,12 @@ def items_file(xml: str) -> str | None:
 
 
 def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI,
-                    items_url: str | None = None) -> str:
+                    items_url: str | None = None, codes_label: str = "ICD-9-CM") -> str:
     """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``.
 
     ``items_url`` (taxonomy only): load the tree from there (``taxonomy_items`` as JSON) instead of
-    inlining it as nested ``<Choice>`` tags.
+    inlining it as nested ``<Choice>`` tags. ``codes_label`` names the study's code system in the
+    picker's header (``benchmark.codesystems.study_label``).
     """
     if ui not in UIS:
         raise UserError(f"--ui {ui!r}: expected one of {', '.join(UIS)}")
@@ -133,7 +135,7 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     ET.SubElement(note, "Header", value="Discharge summary (sample #$sample_index)")
     ET.SubElement(note, "Text", name="text", value="$text")
     side = ET.SubElement(view, "View", style="flex: 2; min-width: 320px; position: sticky; top: 0")
-    ET.SubElement(side, "Header", value="ICD-9-CM codes: search by number or words", size="5")
+    ET.SubElement(side, "Header", value=f"{codes_label} codes: search by number or words", size="5")
     if ui == "choices":
         ET.SubElement(side, "Filter", name="code_filter", toName=CONTROL, minlength="1",
                       placeholder="Search codes: number or words")

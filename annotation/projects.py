@@ -59,6 +59,7 @@ from annotation.accounts import Coder
 from annotation.client import Connection
 from annotation.config import items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
+from benchmark import codesystems
 from benchmark import study as study_mod
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
@@ -70,8 +71,8 @@ PROJECTS_FILE = "projects.json"
 ITEMS_DIR = "picker"  # under the server's files folder: the local-files storage root of every project
 MATCH_NOTHING = "(?!)"  # the storage's file filter: a sync in the UI must never import the items as tasks
 BATCH_SIZE = 100
-INSTRUCTIONS = (
-    "<p>Assign every ICD-9-CM code (diagnoses and procedures) that this discharge summary supports, "
+INSTRUCTIONS = (  # {codes}: the study's code system (benchmark.codesystems.study_label)
+    "<p>Assign every {codes} code (diagnoses and procedures) that this discharge summary supports, "
     "as you would for billing. Search the picker by code number or by words of the title. Flag notes "
     "that do not document enough to code. Do not open other coders' projects.</p>"
 )
@@ -205,12 +206,15 @@ def setup_projects(
     data_dir = study.labelstudio_dir
     sample, shortlist = read_sample(study), read_shortlist(study)
     catalogue = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title", "category", "chapter"])
-    config = labeling_config(shortlist, catalogue, ui)
+    version = codesystems.study_version(study)
+    label = codesystems.study_label(version)
+    config = labeling_config(shortlist, catalogue, ui, codes_label=label)
     inline_sha = sha256_bytes(config.encode("utf-8"))  # a project set up with the inline tree keeps it
     items_folder = None
     if ui == "taxonomy" and conn.local_dir is not None:
         items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
-        config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"))
+        config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"),
+                                 codes_label=label)
     config_sha = sha256_bytes(config.encode("utf-8"))
     payloads = task_data(study, sample)
     emails = [c.email for c in coders]
@@ -224,7 +228,7 @@ def setup_projects(
     summary = SetupSummary(projects=[])
     for arm, shares in arms:
         for coder in coders:
-            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, inline_sha, assist, force,
+            entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, inline_sha, assist, force, version,
                                     summary)
             save_state(data_dir, state)
             if items_folder is not None and entry["config_sha256"] == config_sha:
@@ -276,7 +280,7 @@ def ensure_items_storage(conn: Connection, project_id: int, folder: Path) -> Non
 
 
 def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: str, ui: str, config: str,
-                    config_sha: str, inline_sha: str, assist: str | None, force: bool,
+                    config_sha: str, inline_sha: str, assist: str | None, force: bool, version: int,
                     summary: SetupSummary) -> dict[str, Any]:
     """The state entry of (coder, arm): created, or checked and updated on the server."""
     from label_studio_sdk.core.api_error import ApiError
@@ -284,8 +288,9 @@ def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: 
     client = conn.client
     entry = next((p for p in state["projects"] if p["coder"] == coder.email and p["arm"] == arm), None)
     settings: dict[str, Any] = {
-        "title": f"ICD-9 coding: {coder.email} ({arm})"[:50], "label_config": config,
-        "expert_instruction": INSTRUCTIONS, "show_instruction": True, "show_skip_button": True,
+        "title": f"ICD-{version} coding: {coder.email} ({arm})"[:50], "label_config": config,
+        "expert_instruction": INSTRUCTIONS.format(codes=codesystems.study_label(version)), "show_instruction": True,
+        "show_skip_button": True,
         "maximum_annotations": 1, "show_collab_predictions": arm == "assisted",
         "model_version": assist if arm == "assisted" else None,
     }

@@ -25,7 +25,7 @@ because its codes sit under a name the scorer did not expect.
 Codes are the chosen values (a taxonomy's leaf, the last element of its path), normalised by
 ``normalise_code`` (with or without a dot, any case). A choice stored as
 ``"428.0 Congestive heart failure"`` (a config without ``alias``) counts as its first word.
-Codes are checked against the study's code system (``benchmark.codesystem``), not its label space: a valid
+Codes are checked against the study's code system (``benchmark.valid_codes``), not its label space: a valid
 code that no reference has is kept (a wrong answer, counted as outside the label space); a string that is
 no code of the code system is an *unknown* code, refused unless ``allow_unknown``.
 
@@ -66,10 +66,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark import codesystem
-from benchmark.codesystem import CodeSystem
+from benchmark import codesystems, valid_codes
+from benchmark.valid_codes import ValidCodes
 from benchmark.errors import UserError
-from benchmark.icd import normalize
 from benchmark.io import sha256_bytes
 from benchmark.study import Study
 
@@ -184,7 +183,7 @@ class _Context:
     """What an export is checked against (sample, code system, the study's accounts and projects) and how to read it."""
 
     sample: set[int]
-    code_system: CodeSystem
+    code_system: ValidCodes
     accounts_by_id: dict[int, _Account]
     accounts_by_email: dict[str, _Account]
     projects: dict[int, _Project]  # empty: the study has no Label Studio projects of its own
@@ -203,7 +202,7 @@ def load_context(study: Study) -> _Context:
 
     study.require("sample")
     sample = set(read_sample(study))
-    code_system = codesystem.read(study)  # the code system, not the label space: see benchmark.codesystem
+    code_system = valid_codes.read(study)  # the code system, not the label space: see benchmark.valid_codes
     accounts, projects, task_map = _read_labelstudio_records(study)
     by_id = {a.id: a for a in accounts if a.id is not None}
     by_email = {a.email: a for a in accounts if a.email}
@@ -545,11 +544,12 @@ def _holds_codes(value: Any) -> bool:
     if isinstance(value, dict):
         return bool({"choices", "taxonomy"} & set(value))
     if isinstance(value, str) and value.split():
-        try:
-            normalize(value.split()[0])
-        except ValueError:
-            return False
-        return True
+        for version in codesystems.VERSIONS:  # the shape of an ICD-9 or an ICD-10 code
+            try:
+                codesystems.normalize(value.split()[0], version)
+            except ValueError:
+                continue
+            return True
     return False
 
 
@@ -715,7 +715,7 @@ def _order(ann: Annotation) -> tuple[str, int]:
     return ann.updated_at, ann.annotation_id or 0
 
 
-def _normalise_codes(raw: list[str], code_system: CodeSystem) -> tuple[tuple[str, ...], ...]:
+def _normalise_codes(raw: list[str], code_system: ValidCodes) -> tuple[tuple[str, ...], ...]:
     """Sorted dotted codes, those that are not codes of the code system, and valid ones outside the label space."""
     codes, unknown, outside = set(), set(), set()
     for value in raw:
@@ -731,14 +731,15 @@ def _normalise_codes(raw: list[str], code_system: CodeSystem) -> tuple[tuple[str
     return tuple(sorted(codes)), tuple(sorted(unknown)), tuple(sorted(outside))
 
 
-def normalise_code(token: str, code_system: CodeSystem) -> str:
+def normalise_code(token: str, code_system: ValidCodes) -> str:
     """The dotted form of one code (coders' and models' alike).
 
     An undotted code can read as a diagnosis or a procedure ("6751" is 675.1 or 67.51; 1,593 undotted CMS v32
     codes are valid both ways): the reading in the label space wins, then the reading in the code system,
-    diagnosis first, else ``benchmark.icd.normalize``'s rule. A string that is no code comes back uppercased.
+    diagnosis first, else ``benchmark.codesystems.normalize``'s rule for the study's ICD version. A string
+    that is no code comes back uppercased.
 
-    >>> codes = CodeSystem(frozenset({"675.1", "67.51", "428.0", "42.80"}), frozenset({"67.51", "428.0"}))
+    >>> codes = ValidCodes(frozenset({"675.1", "67.51", "428.0", "42.80"}), frozenset({"67.51", "428.0"}))
     >>> normalise_code("6751", codes), normalise_code("4280", codes), normalise_code("v4581", codes)
     ('67.51', '428.0', 'V45.81')
     >>> normalise_code("67.51", codes), normalise_code("zzz", codes)
@@ -746,9 +747,9 @@ def normalise_code(token: str, code_system: CodeSystem) -> str:
     """
     if "." not in token:
         readings = []
-        for system in ("dx", "px"):
+        for kind in codesystems.KINDS:
             try:
-                readings.append(normalize(token, system))
+                readings.append(codesystems.get(code_system.version, kind).normalize(token))
             except ValueError:
                 continue
         for catalogue in (code_system.label_space, code_system.codes):
@@ -756,7 +757,7 @@ def normalise_code(token: str, code_system: CodeSystem) -> str:
             if found is not None:
                 return found
     try:
-        return normalize(token)
+        return codesystems.normalize(token, code_system.version)
     except ValueError:
         return token.upper()
 

@@ -46,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import codesystem, icd
+from benchmark import icd, valid_codes
 from benchmark.errors import UserError
 from benchmark.io import atomic_path, sha256_bytes
 from benchmark.mimic import DISCHARGE_SUMMARY
@@ -83,7 +83,7 @@ def charts_path(study: Study) -> Path:
 def known_codes(study: Study) -> frozenset[str]:
     """The codes an MDACE code is checked against: the study's code system (every valid code, not only the
     label space), the same catalogue that validates coder codes."""
-    return codesystem.read(study).codes
+    return valid_codes.read(study).codes
 
 
 def locate_files(directory: Path, version: str) -> list[Path]:

@@ -13,15 +13,17 @@ Every problem with the input is a ``UserError`` naming the file (and the line or
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from benchmark import icd
 from benchmark.errors import UserError
 
+DATASET = "MIMIC-III"
 DISCHARGE_SUMMARY = "Discharge summary"
 SPLITS = ("train", "dev", "test")
 NOTE_COLUMNS = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "CATEGORY", "ISERROR", "TEXT")
@@ -40,6 +42,10 @@ NOTE_SEPARATOR = "\n\n"  # between a summary and its addenda in the joined docum
 NOTE_BLOCK_BYTES = 16 << 20  # larger than any single MIMIC note (the longest is about 55 KB)
 
 
+# What prepare's error says the notes and the split files should be, when they do not match.
+NOTES_HINT = "MIMIC-III v1.4's NOTEEVENTS and caml-mimic's *_full_hadm_ids.csv"
+
+
 @dataclass
 class Notes:
     """Discharge summaries concatenated per admission, and what was dropped on the way."""
@@ -48,16 +54,43 @@ class Notes:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def find_table(directory: Path, stem: str) -> Path:
+@dataclass
+class Inputs:
+    """A dataset's tables as prepare needs them, read and checked (the same shape for MIMIC-III and -IV)."""
+
+    splits: pd.DataFrame  # hadm_id, split (train/dev/test)
+    codes: pd.DataFrame  # hadm_id, code (canonical), system ("dx" | "px"); distinct
+    notes: Notes
+    notes_path: Path
+    titles: dict[str, pd.DataFrame]  # per kind: code, short_title, long_title from the dataset's tables
+    counts: dict[str, int]  # rows skipped on the way
+
+
+def read_inputs(tables: dict[str, Path], split_files: dict[str, Path], version: int, progress: bool,
+                lap: Callable[[str], None]) -> Inputs:
+    """Read MIMIC-III's splits, codes, notes and titles (ICD-9 only; ``lap`` times each phase)."""
+    splits = read_splits(split_files)
+    dx, dx_empty = read_codes(tables["diagnoses"], "dx")
+    px, px_empty = read_codes(tables["procedures"], "px")
+    lap("read splits and codes")
+    notes = read_discharge_summaries(tables["noteevents"], progress=progress)
+    lap("stream NOTEEVENTS")
+    titles = {kind: read_titles(tables[f"d_{name}"], kind)
+              for kind, name in (("dx", "diagnoses"), ("px", "procedures"))}
+    return Inputs(splits, pd.concat([dx, px], ignore_index=True), notes, tables["noteevents"], titles,
+                  {"empty_dx_code_rows": dx_empty, "empty_px_code_rows": px_empty})
+
+
+def find_table(directory: Path, stem: str, dataset: str = "MIMIC-III v1.4") -> Path:
     """``DIR/STEM.csv.gz`` or ``DIR/STEM.csv`` (the compressed one first, as MIMIC ships it)."""
     for name in (f"{stem}.csv.gz", f"{stem}.csv"):
         if (directory / name).is_file():
             return directory / name
     if not directory.is_dir():
-        raise UserError(f"{directory}: no such directory; pass the folder holding the MIMIC-III CSV files")
+        raise UserError(f"{directory}: no such directory; pass the folder holding the {dataset} CSV files")
     raise UserError(
         f"{directory / stem}.csv.gz: file not found (nor {stem}.csv); "
-        f"copy MIMIC-III v1.4's {stem} table into {directory}"
+        f"copy {dataset}'s {stem} table into {directory}"
     )
 
 
@@ -69,7 +102,8 @@ def locate_tables(directory: Path) -> dict[str, Path]:
     return paths
 
 
-def check_columns(path: Path, required: Iterable[str]) -> None:
+def check_columns(path: Path, required: Iterable[str],
+                  hint: str = "prepare needs MIMIC-III's uppercase column names") -> None:
     """Raise a UserError when ``path`` cannot be read as CSV or lacks a required column."""
     try:
         header = pd.read_csv(path, nrows=0).columns
@@ -78,8 +112,7 @@ def check_columns(path: Path, required: Iterable[str]) -> None:
     missing = [column for column in required if column not in header]
     if missing:
         raise UserError(
-            f"{path}: missing column {', '.join(missing)} (found: {', '.join(map(str, header))}); "
-            "prepare needs MIMIC-III's uppercase column names"
+            f"{path}: missing column {', '.join(missing)} (found: {', '.join(map(str, header))}); {hint}"
         )
 
 
@@ -93,6 +126,9 @@ def split_paths(directory: Path) -> dict[str, Path]:
                 "train/dev/test_full_hadm_ids.csv"
             )
     return paths
+
+
+split_inputs = split_paths  # the name prepare calls on either dataset
 
 
 def read_splits(paths: dict[str, Path]) -> pd.DataFrame:
@@ -136,6 +172,52 @@ def _int_or_none(value: str, what: str, path: Path, row_id: object) -> int | Non
     return int(number)
 
 
+def stream_columns(path: Path, columns: Sequence[str], keep_columns: Sequence[str] | None = None,
+                   keep: Callable[[Any], Any] | None = None, progress: bool = True,
+                   dataset: str = "MIMIC-III") -> dict[str, list]:
+    """Stream a large CSV block by block and return the Python values of the rows kept.
+
+    Every column in ``columns`` is read as text; ``keep(block)`` takes each block as an Arrow table and
+    returns what to hold of it (rows filtered, values blanked; the whole block without it), so memory
+    grows with what is kept, not with the file.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    from tqdm import tqdm
+
+    keep_columns = list(keep_columns or columns)
+    kept: dict[str, list] = {name: [] for name in keep_columns}
+    raw = pa.OSFile(str(path), "rb")
+    stream = pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
+    rows = 0
+    try:
+        reader = pacsv.open_csv(
+            stream,
+            read_options=pacsv.ReadOptions(block_size=NOTE_BLOCK_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=list(columns), column_types={c: pa.string() for c in columns}
+            ),
+        )
+        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
+                  disable=None if progress else True, leave=False) as bar:
+            for batch in reader:
+                rows += batch.num_rows
+                table = pa.Table.from_batches([batch])
+                if keep is not None:
+                    table = keep(table)
+                for name in keep_columns:
+                    kept[name] += table.column(name).to_pylist()
+                bar.update(raw.tell() - bar.n)
+                bar.set_postfix(rows=rows, refresh=False)
+    except (pa.ArrowInvalid, OSError, EOFError) as exc:
+        raise UserError(f"{path}: cannot be parsed as {dataset} CSV ({exc}); check the file is complete") from exc
+    finally:
+        stream.close()
+        raw.close()
+    return kept
+
+
 def read_discharge_summaries(path: Path, progress: bool = True) -> Notes:
     """Stream NOTEEVENTS and return discharge summaries + addenda concatenated per admission.
 
@@ -145,46 +227,22 @@ def read_discharge_summaries(path: Path, progress: bool = True) -> Notes:
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
-    from tqdm import tqdm
 
-    columns = list(NOTE_COLUMNS)
+    seen = {"rows": 0, "summaries": 0, "errors": 0}
+
+    def keep(block: Any) -> Any:
+        seen["rows"] += block.num_rows
+        is_summary = pc.equal(block.column("CATEGORY"), DISCHARGE_SUMMARY)
+        seen["summaries"] += pc.sum(is_summary).as_py() or 0
+        is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(block.column("ISERROR")), value_set=pa.array(["", "0"])))
+        seen["errors"] += pc.sum(pc.and_(is_summary, is_error)).as_py() or 0
+        return block.filter(pc.and_(is_summary, pc.invert(is_error)))
+
     keep_columns = ("ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "TEXT")
-    kept: dict[str, list] = {name: [] for name in keep_columns}  # Python values of the kept rows only
-    raw = pa.OSFile(str(path), "rb")
-    stream = pa.CompressedInputStream(raw, "gzip") if path.name.endswith(".gz") else raw
-    rows = summaries = errors = 0
-    try:
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=NOTE_BLOCK_BYTES),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=columns, column_types={c: pa.string() for c in columns}
-            ),
-        )
-        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=path.name,
-                  disable=None if progress else True, leave=False) as bar:
-            for batch in reader:
-                rows += batch.num_rows
-                is_summary = pc.equal(batch.column("CATEGORY"), DISCHARGE_SUMMARY)
-                summaries += pc.sum(is_summary).as_py() or 0
-                is_error = pc.invert(pc.is_in(pc.utf8_trim_whitespace(batch.column("ISERROR")),
-                                              value_set=pa.array(["", "0"])))
-                errors += pc.sum(pc.and_(is_summary, is_error)).as_py() or 0
-                table = pa.Table.from_batches([batch]).filter(pc.and_(is_summary, pc.invert(is_error)))
-                for name in keep_columns:
-                    kept[name] += table.column(name).to_pylist()
-                bar.update(raw.tell() - bar.n)
-                bar.set_postfix(rows=rows, refresh=False)
-    except (pa.ArrowInvalid, OSError, EOFError) as exc:
-        raise UserError(f"{path}: cannot be parsed as MIMIC-III CSV ({exc}); check the file is complete") from exc
-    finally:
-        stream.close()
-        raw.close()
+    kept = stream_columns(path, NOTE_COLUMNS, keep_columns, keep, progress)
     frame, counts = _concatenate(kept, path)
-    counts = {"noteevents_rows": rows, "discharge_summary_rows": summaries,
-              "iserror_rows_dropped": errors, **counts}
+    counts = {"noteevents_rows": seen["rows"], "discharge_summary_rows": seen["summaries"],
+              "iserror_rows_dropped": seen["errors"], **counts}
     return Notes(frame=frame, counts=counts)
 
 

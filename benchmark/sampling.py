@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import icd
+from benchmark import codesystems
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text, sha256_file
 from benchmark.study import Study, fingerprint
@@ -66,7 +66,7 @@ def sample(study: Study, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, shortlist
         codes, outside = sorted(catalogue["code"]), []
         rule = "all: the full label space"
     else:
-        listed_codes = read_shortlist(shortlist_file)
+        listed_codes = read_shortlist(shortlist_file, codesystems.study_version(study))
         label_space = set(catalogue["code"])
         codes = [code for code in listed_codes if code in label_space]
         outside = [code for code in listed_codes if code not in label_space]
@@ -110,8 +110,10 @@ def read_sample(study: Study) -> list[int]:
         raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
 
 
-def read_shortlist(path: Path) -> list[str]:
-    """A user's shortlist: one code per line, dotted or not (undotted read as in ``icd.normalize``).
+def read_shortlist(path: Path, version: int) -> list[str]:
+    """A user's shortlist: one code per line, dotted or not, in the study's ICD ``version``.
+
+    Undotted codes are read as :func:`benchmark.codesystems.normalize` reads them.
 
     Blank lines and ``#`` comments are skipped; the codes come back normalised, distinct and sorted.
     """
@@ -121,9 +123,10 @@ def read_shortlist(path: Path) -> list[str]:
         if not value:
             continue
         try:
-            codes.add(icd.normalize(value))
+            codes.add(codesystems.normalize(value, version))
         except ValueError as exc:
-            raise UserError(f"{path} line {number}: {exc}; write one ICD-9-CM code per line") from None
+            raise UserError(f"{path} line {number}: {exc}; write one {codesystems.study_label(version)} code per line"
+                            ) from None
     if not codes:
         raise UserError(f"{path}: the shortlist file holds no codes")
     return sorted(codes)

@@ -32,7 +32,7 @@ their macro values share a denominator (scikit-learn's default union is per syst
 
 Explicit ``label_set``/``undefined``/``macro_f1`` override a profile; a table whose conventions match
 neither profile records ``profile: null``. Micro always counts every code (DESIGN.md §5), including codes
-outside the label space: a valid code of the code system (``benchmark.codesystem``) that no reference has is a
+outside the label space: a valid code of the code system (``benchmark.valid_codes``) that no reference has is a
 false positive, in macro too under ``union``; how many there were is listed beside the table.
 """
 
@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import __version__, codesystem, icd, metrics, reported
+from benchmark import __version__, codesystems, icd, metrics, reported, valid_codes
 from benchmark.agreement import agreement
 from benchmark.errors import UserError
 from benchmark.exports import Annotation, CoderExports, normalise_code
@@ -347,7 +347,7 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
             chosen.append(min(sets, key=lambda p: (rank.get(p.split or p.name.rsplit("-", 1)[-1], 2), p.name)))
     out = []
     order = sorted(wanted)
-    code_system = codesystem.read(study)
+    code_system = valid_codes.read(study)
     for preds in chosen:
         sets = _sets_on(preds, order, code_system, allow_unknown)
         name = f"RAC ({preds.run})" if preds.run else preds.name
@@ -357,7 +357,7 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
     return out
 
 
-def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: codesystem.CodeSystem,
+def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: valid_codes.ValidCodes,
              allow_unknown: bool) -> dict[int, list[str]]:
     """Thresholded sets for the requested admissions only (probabilities thresholded on those rows).
 
@@ -443,7 +443,7 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "arm": exports.arm,
         "conventions": {**conv.__dict__, "label_set_size": int(len(labels)),
                         "threshold": {m.name: m.model["threshold"] for m in models},
-                        "validation": codesystem.describe(study),
+                        "validation": valid_codes.describe(study),
                         "definitions": DEFINITIONS},
         "n_documents": len(admissions),
         "rows": rows,
@@ -526,7 +526,8 @@ def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
                                           "p_at_k_ties": "expected hits under random tie order",
                                           "auc_macro": "mean over codes with at least one positive (and one negative)",
                                           "reported_macro_f1": reported.MACRO_F1_NOTE},
-            "reported": reported.table2_rows()}
+            # The paper's figures are MIMIC-III ICD-9: they sit beside an ICD-9 study only.
+            "reported": reported.table2_rows() if codesystems.study_version(study) == 9 else []}
 
 
 def table2_row(study: Study, preds: Predictions) -> dict[str, Any]:

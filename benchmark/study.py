@@ -9,7 +9,7 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
     note_map.parquet       hadm_id, note_id (NOTEEVENTS ROW_ID), begin, end: each note's place in the document
     codes.parquet          the label space: every code of the references, with titles and counts
     code_system.parquet    every valid code (D_ICD tables + CMS v32), which validates coder codes
-                           (see benchmark.codesystem)
+                           (see benchmark.valid_codes)
     sample.csv             the coding sample: one HADM_ID per line, in sample order, no header
     shortlist.txt          the coding shortlist: one dotted code per line
     runs/<name>/           RAC training runs (config, word2vec, checkpoints, metrics log, models)

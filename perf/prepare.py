@@ -2,6 +2,7 @@
 
     .venv/bin/python perf/prepare.py                     # 58,000 admissions, MIMIC's ~35 notes each
     .venv/bin/python perf/prepare.py --admissions 4000   # the demo size
+    .venv/bin/python perf/prepare.py --schema mimic4 --admissions 155000   # MIMIC-IV: ~122k split admissions
 
 Phases (each in a fresh process, so ``ru_maxrss`` is that phase's own peak resident memory):
 
@@ -37,12 +38,16 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _generate(out: str, admissions: int, seed: int) -> dict:
+def _generate(out: str, admissions: int, seed: int, schema: str) -> dict:
     from benchmark.synthetic import MIMIC_OTHER_NOTES_PER_ADMISSION, generate_corpus
+    from benchmark.synthetic_mimic4 import generate_mimic4_corpus
 
     start = time.perf_counter()
-    summary = generate_corpus(Path(out), admissions=admissions, seed=seed, progress=False,
-                              other_notes_per_admission=MIMIC_OTHER_NOTES_PER_ADMISSION)
+    if schema == "mimic4":  # note/discharge holds discharge notes only, as MIMIC-IV-Note's does
+        summary = generate_mimic4_corpus(Path(out), admissions=admissions, seed=seed, progress=False)
+    else:
+        summary = generate_corpus(Path(out), admissions=admissions, seed=seed, progress=False,
+                                  other_notes_per_admission=MIMIC_OTHER_NOTES_PER_ADMISSION)
     return {"seconds": time.perf_counter() - start, "rss_mib": _peak_rss_mib(), "summary": summary}
 
 
@@ -76,13 +81,13 @@ def _reference(path: str) -> dict:
             "rss_mib": _peak_rss_mib()}
 
 
-def _prepare(corpus: str, study: str) -> dict:
+def _prepare(corpus: str, study: str, splits: str) -> dict:
     from benchmark.prepare import prepare
     from benchmark.study import Study
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    summary = prepare(Study(Path(study)), Path(corpus), Path(corpus), force=True, progress=True, timings=timings)
+    summary = prepare(Study(Path(study)), Path(corpus), Path(splits), force=True, progress=True, timings=timings)
     return {"seconds": time.perf_counter() - start, "timings": timings, "summary": summary,
             "rss_mib": _peak_rss_mib()}
 
@@ -97,14 +102,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--admissions", type=int, default=58000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--schema", choices=("mimic3", "mimic4"), default="mimic3",
+                        help="corpus schema: MIMIC-III (NOTEEVENTS) or MIMIC-IV (note/discharge, Edin's split file)")
     parser.add_argument("--workdir", type=Path, default=None, help="where corpus and study go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and study afterwards")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="reuse a corpus written earlier (skips phase 1; --admissions is then ignored)")
     args = parser.parse_args()
 
+    from benchmark.synthetic_mimic4 import SPLIT_FILE
+
     work = args.workdir or Path(tempfile.mkdtemp(prefix="perf-prepare-"))
     corpus, study = work / "corpus", work / "study"
+    mimic4 = args.schema == "mimic4"
+    notes_name = "note/discharge.csv.gz" if mimic4 else "NOTEEVENTS.csv.gz"
     print(f"machine: {platform.machine()}, {multiprocessing.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"workdir: {work}")
     try:
@@ -112,12 +123,12 @@ def main() -> None:
             corpus = args.corpus.resolve()
             print(f"1. corpus reused from {corpus} (not generated in this run)")
         else:
-            generated = _in_fresh_process(_generate, str(corpus), args.admissions, args.seed)
-            print(f"1. generate_corpus(admissions={args.admissions:,}): {generated['seconds']:.1f} s, "
-                  f"peak RSS {generated['rss_mib']:.0f} MiB; "
-                  f"{generated['summary']['rows']['NOTEEVENTS.csv.gz']:,} NOTEEVENTS rows")
-        notes_file = corpus / "NOTEEVENTS.csv.gz"
-        print(f"   NOTEEVENTS.csv.gz: {notes_file.stat().st_size / 2**20:.0f} MiB")
+            generated = _in_fresh_process(_generate, str(corpus), args.admissions, args.seed, args.schema)
+            rows = generated["summary"]["rows"][notes_name]
+            print(f"1. {args.schema} corpus (admissions={args.admissions:,}): {generated['seconds']:.1f} s, "
+                  f"peak RSS {generated['rss_mib']:.0f} MiB; {rows:,} {notes_name} rows")
+        notes_file = corpus / notes_name
+        print(f"   {notes_name}: {notes_file.stat().st_size / 2**20:.0f} MiB")
 
         ref = _in_fresh_process(_reference, str(notes_file))
         raw_mib = ref["inflated_bytes"] / 2**20
@@ -125,17 +136,20 @@ def main() -> None:
               f"({raw_mib:.0f} MiB in {ref['inflate_s']:.1f} s); raw pyarrow CSV parse of all columns "
               f"{ref['rows'] / ref['parse_s']:,.0f} rows/s ({ref['parse_s']:.1f} s)")
 
-        prepared = _in_fresh_process(_prepare, str(corpus), str(study))
+        splits = corpus / SPLIT_FILE if mimic4 else corpus
+        prepared = _in_fresh_process(_prepare, str(corpus), str(study), str(splits))
         counts = prepared["summary"]["counts"]
-        stream_s = prepared["timings"]["stream NOTEEVENTS"]
-        rate = counts["noteevents_rows"] / stream_s
+        stream_s = prepared["timings"]["stream note/discharge" if mimic4 else "stream NOTEEVENTS"]
+        streamed = counts["discharge_rows" if mimic4 else "noteevents_rows"]
+        kept = counts["admissions_with_summary"] if mimic4 else counts["discharge_summary_rows"]
+        rate = streamed / stream_s
         print(f"3. prepare: {prepared['seconds']:.1f} s wall, peak RSS {prepared['rss_mib']:.0f} MiB "
-              f"(NOTEEVENTS uncompressed: {raw_mib:.0f} MiB)")
+              f"({notes_name} uncompressed: {raw_mib:.0f} MiB)")
         for phase, seconds in prepared["timings"].items():
             print(f"   {phase:<30} {seconds:8.1f} s")
-        print(f"   NOTEEVENTS: {counts['noteevents_rows']:,} rows streamed at {rate:,.0f} rows/s = "
+        print(f"   {notes_name}: {streamed:,} rows streamed at {rate:,.0f} rows/s = "
               f"{rate / (ref['rows'] / ref['parse_s']):.2f} x the raw parse rate; "
-              f"{counts['discharge_summary_rows']:,} discharge summaries kept")
+              f"{kept:,} {'admissions with a note' if mimic4 else 'discharge summaries'} kept")
         adm = prepared["summary"]["admissions"]
         print(f"   admissions {adm['train']:,} / {adm['dev']:,} / {adm['test']:,}; "
               f"label space {prepared['summary']['label_space']['codes']:,} codes; "

@@ -31,7 +31,7 @@ from typing import Any
 
 import jinja2
 
-from benchmark import __version__
+from benchmark import __version__, codesystems
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text
 from benchmark.predictions import list_prediction_sets
@@ -162,6 +162,9 @@ def build_context(study: Study, include_text: bool) -> dict[str, Any]:
         "tool_version": __version__,
         "include_text": include_text,
         "data_source": _data_source(scores, provenance),
+        # Studies prepared before ICD-10 support record neither: they are MIMIC-III, ICD-9.
+        "dataset": provenance.get("steps", {}).get("prepare", {}).get("dataset", "MIMIC-III"),
+        "code_system": "ICD-9" if codesystems.study_version(study) == 9 else "ICD-10-CM/PCS",
         "facts": _facts(study, scores, provenance, rows),
         "steps": _steps(provenance),
         "exports": (scores or {}).get("exports") or [],

@@ -36,8 +36,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--preset", default="small", help="RAC preset for the demo model (default: small)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="extra RAC config overrides, passed to `bench train --set`")
-    parser.add_argument("--mimic", metavar="DIR", help="use real MIMIC-III CSVs from DIR instead of synthetic data")
-    parser.add_argument("--splits", metavar="DIR", help="with --mimic: directory of the *_full_hadm_ids.csv files")
+    parser.add_argument("--dataset", choices=("mimic3", "mimic4"), default="mimic3",
+                        help="synthetic corpus schema: mimic3 (ICD-9, default) or mimic4 (ICD-10-CM/PCS, "
+                             "Edin et al.'s split file)")
+    parser.add_argument("--mimic", metavar="DIR",
+                        help="use real MIMIC-III CSVs (or MIMIC-IV's folder with hosp/ and note/) from DIR instead "
+                             "of synthetic data")
+    parser.add_argument("--splits", metavar="PATH",
+                        help="with --mimic: directory of the *_full_hadm_ids.csv files (or, for MIMIC-IV, "
+                             "mimiciv_icd10_split.feather)")
     parser.add_argument("--coder-behaviour", choices=CODER_BEHAVIOURS, default="paper",
                         help="how the simulated coders code: paper (default; calibrated to the paper's Table 1, "
                              "micro P 47.7, R 12.1) or careful (most reference codes found); see simulate-coders")
@@ -54,6 +61,7 @@ def _overlap(sample_size: int) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from annotation.pull import DEFAULT_NAME
     from benchmark.cli import main as bench
+    from benchmark.synthetic_mimic4 import SPLIT_FILE
     from reports.render import REPORT_NAME
 
     study = study_of(args)
@@ -64,11 +72,13 @@ def run_demo(args: argparse.Namespace) -> int:
     steps: list[tuple[str, Callable[[], Sequence[str] | None]]] = []
 
     if args.mimic:
-        steps.append(("prepare (MIMIC-III)", lambda: ["prepare", "--mimic", args.mimic, "--splits", args.splits]))
+        steps.append(("prepare (your MIMIC files)", lambda: ["prepare", "--mimic", args.mimic, "--splits", args.splits]))
     else:
         size = ["--admissions", str(args.admissions)] if args.admissions else []
-        steps.append(("synthetic corpus", lambda: ["demo-data", "--out", str(corpus), "--seed", str(args.seed), *size]))
-        steps.append(("prepare", lambda: ["prepare", "--mimic", str(corpus), "--splits", str(corpus)]))
+        splits = corpus / SPLIT_FILE if args.dataset == "mimic4" else corpus
+        steps.append(("synthetic corpus", lambda: ["demo-data", "--out", str(corpus), "--seed", str(args.seed),
+                                                   "--schema", args.dataset, *size]))
+        steps.append(("prepare", lambda: ["prepare", "--mimic", str(corpus), "--splits", str(splits)]))
     steps.append(("sample", lambda: ["sample", "--n", str(args.n), "--seed", str(args.seed)]))
     if not args.no_labelstudio:
         steps += [
@@ -90,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
         steps.append(("score (Table 1)", lambda: ["score", "--profile", "paper",
                                                   "--coders", str(study.exports_dir / DEFAULT_NAME)]))
     steps.append(("evaluate (Table 2)", lambda: ["evaluate"]))
-    if not args.mimic:  # the synthetic corpus's MDACE companion: an MDACE row and evidence scores
+    if not args.mimic and args.dataset == "mimic3":  # the MIMIC-III corpus's MDACE companion: an MDACE row, evidence
         steps += [
             ("import MDACE (synthetic)", lambda: ["import-mdace", str(corpus / "mdace")]),
             ("score MDACE coders", lambda: ["score-mdace"]),

