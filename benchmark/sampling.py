@@ -66,7 +66,7 @@ def sample(study: Study, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, shortlist
         codes, outside = sorted(catalogue["code"]), []
         rule = "all: the full label space"
     else:
-        listed_codes = read_shortlist(shortlist_file)
+        listed_codes = read_shortlist_file(shortlist_file)
         label_space = set(catalogue["code"])
         codes = [code for code in listed_codes if code in label_space]
         outside = [code for code in listed_codes if code not in label_space]
@@ -110,8 +110,15 @@ def read_sample(study: Study) -> list[int]:
         raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
 
 
-def read_shortlist(path: Path) -> list[str]:
-    """A user's shortlist: one code per line, dotted or not (undotted read as in ``icd.normalize``).
+def read_shortlist(study: Study) -> list[str]:
+    """The study's coding shortlist in file order (``shortlist.txt``, as ``sample`` wrote it)."""
+    study.require("shortlist")
+    return [line.strip() for line in study.shortlist.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_shortlist_file(path: Path) -> list[str]:
+    """A user's own shortlist (``--shortlist FILE``): one code per line, dotted or not (undotted read as in
+    ``icd.normalize``).
 
     Blank lines and ``#`` comments are skipped; the codes come back normalised, distinct and sorted.
     """

@@ -22,7 +22,7 @@ import pandas as pd
 from benchmark import reported
 from benchmark.io import atomic_write_text
 from benchmark.predictions import Predictions, write_predictions
-from benchmark.scoring import DEFINITIONS
+from benchmark.conventions import DEFINITIONS
 from benchmark.study import Study
 
 NOTE_MARKER = "QZXNOTEMARKERQZX"

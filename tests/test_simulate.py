@@ -20,7 +20,10 @@ from benchmark.cli.demo import DEMO_CODERS
 from benchmark.cli.labelstudio import CODER_BEHAVIOURS
 from benchmark.exports import Annotation, CoderExports
 from benchmark.sampling import read_sample
-from benchmark.scoring import PROFILES, read_references, read_shortlist, score_table1
+from benchmark.conventions import PROFILES
+from benchmark.references import read_references
+from benchmark.sampling import read_shortlist
+from benchmark.table1 import score_table1
 from benchmark.study import Study
 
 DEMO_DESIGN = "overlap:40"      # what `bench demo` gives two coders on 508 notes
