@@ -190,7 +190,7 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "outside_label_space": [{"code": code, "n_annotations": n}
                                 for code, n in sorted(outside.items(), key=lambda item: (-item[1], item[0]))],
         "unassigned_annotators": [asdict(u) for u in exports.unassigned],
-        "attribution": asdict(exports.attribution),
+        "attribution": asdict(exports.attribution) if exports.attribution else None,
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
         "reported": reported.table1_rows(),
