@@ -134,41 +134,15 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
     humans = human_systems(exports) if humans is None else humans
     systems = humans + models
     admissions = sorted({h for s in humans for h in s.hadm_ids})
-    vocab = Vocabulary.from_study(study)
-    vocab.add([c for s in systems for codes in s.sets for c in codes] + [c for v in refs.values() for c in v]
-              + shortlist)
-    y_ref = vocab.matrix([refs[h] for h in admissions]).any(0)
-    predicted = np.zeros(len(vocab.codes), dtype=bool)
-    for s in systems:
-        predicted |= vocab.matrix(s.sets).any(0)
-    labels = label_set_indices(conv.label_set, vocab, y_ref, predicted, shortlist)
-    if conv.label_set == "union":  # rows add their own documents' references to the predicted codes
-        predicted_only = np.flatnonzero(predicted)
-    shortlist_mask = np.zeros(len(vocab.codes), dtype=bool)
-    shortlist_mask[[vocab.index[c] for c in shortlist if c in vocab.index]] = True
-
+    space = _label_space(study, systems, admissions, refs, shortlist, conv.label_set)
     rows, stats, breakdowns = [], {}, {"system": {}, "level": {}, "frequency": {}, "chapter": {}}
     for system in systems:
-        row_labels = predicted_only if conv.label_set == "union" else labels
-        row, doc_stats, scored = _scored(system, vocab, refs, row_labels, conv, shortlist_mask)
+        row, doc_stats, scored = _scored(system, space.vocab, refs, space.row_labels, conv, space.shortlist_mask)
         stats[system.name] = doc_stats
-        for key, value in _breakdowns(scored, vocab, conv.undefined).items():
+        for key, value in _breakdowns(scored, space.vocab, conv.undefined).items():
             breakdowns[key][system.name] = value
         rows.append(row)
-    # Paired intervals for the systems on all admissions; each coder on their own admissions.
-    paired = {r["system"]: stats[r["system"]] for r in rows if r["kind"] != "coder"}
-    ci = bootstrap_ci(paired, n_resamples, seed)
-    for r in rows:
-        if r["kind"] == "coder":
-            ci.update(bootstrap_ci({r["system"]: stats[r["system"]]}, n_resamples, seed))
-        r["ci95"] = ci[r["system"]]
-    humans = rows[0]["system"]
-    comparisons = []
-    for model in (r for r in rows if r["kind"] == "model"):
-        for metric in COMPARED_METRICS:
-            diff, p = randomization_test(stats[humans], stats[model["system"]], metric, N_PERMUTATIONS, seed)
-            comparisons.append({"a": humans, "b": model["system"], "metric": metric, "difference": diff,
-                                "p_value": p, "n_permutations": N_PERMUTATIONS})
+    _add_intervals(rows, stats, n_resamples, seed)
     coder_sets: dict[str, dict[int, frozenset[str]]] = defaultdict(dict)
     for a in exports.annotations:
         coder_sets[a.coder][a.hadm_id] = frozenset(a.codes)
@@ -176,13 +150,13 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
     return {
         "profile": profile,
         "arm": exports.arm,
-        "conventions": {**conv.__dict__, "label_set_size": int(len(labels)),
+        "conventions": {**conv.__dict__, "label_set_size": int(len(space.labels)),
                         "threshold": {m.name: m.model["threshold"] for m in models},
                         "validation": codesystem.describe(study),
                         "definitions": DEFINITIONS},
         "n_documents": len(admissions),
         "rows": rows,
-        "comparisons": comparisons,
+        "comparisons": _comparisons(rows, stats, seed),
         "bootstrap": {"n_resamples": n_resamples, "seed": seed, "level": 0.95},
         "breakdowns": breakdowns,
         "agreement": agreement(coder_sets),
@@ -195,6 +169,55 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
         "reported": reported.table1_rows(),
     }
+
+
+@dataclass(frozen=True)
+class _LabelSpace:
+    """The columns every system of one table is scored over, and its macro label set."""
+
+    vocab: Vocabulary
+    labels: np.ndarray           # the table's macro label set (column indices)
+    row_labels: np.ndarray       # what each row starts from; ``_scored`` adds the row's own references
+    shortlist_mask: np.ndarray   # per column: on the shortlist (for the vocabulary coverage)
+
+
+def _label_space(study: Study, systems: list[SystemSets], admissions: list[int], refs: dict[int, list[str]],
+                 shortlist: list[str], label_set: str) -> _LabelSpace:
+    vocab = Vocabulary.from_study(study)
+    vocab.add([c for s in systems for codes in s.sets for c in codes] + [c for v in refs.values() for c in v]
+              + shortlist)
+    y_ref = vocab.matrix([refs[h] for h in admissions]).any(0)
+    predicted = np.zeros(len(vocab.codes), dtype=bool)
+    for s in systems:
+        predicted |= vocab.matrix(s.sets).any(0)
+    labels = label_set_indices(label_set, vocab, y_ref, predicted, shortlist)
+    # Under union, rows add their own documents' references to the predicted codes.
+    row_labels = np.flatnonzero(predicted) if label_set == "union" else labels
+    shortlist_mask = np.zeros(len(vocab.codes), dtype=bool)
+    shortlist_mask[[vocab.index[c] for c in shortlist if c in vocab.index]] = True
+    return _LabelSpace(vocab, labels, row_labels, shortlist_mask)
+
+
+def _add_intervals(rows: list[dict[str, Any]], stats: dict[str, DocumentStats], n_resamples: int, seed: int) -> None:
+    """``ci95`` on every row: paired intervals for the systems on all admissions; each coder on their own."""
+    paired = {r["system"]: stats[r["system"]] for r in rows if r["kind"] != "coder"}
+    ci = bootstrap_ci(paired, n_resamples, seed)
+    for r in rows:
+        if r["kind"] == "coder":
+            ci.update(bootstrap_ci({r["system"]: stats[r["system"]]}, n_resamples, seed))
+        r["ci95"] = ci[r["system"]]
+
+
+def _comparisons(rows: list[dict[str, Any]], stats: dict[str, DocumentStats], seed: int) -> list[dict[str, Any]]:
+    """The first row (the pooled humans) against every model row: paired randomization tests."""
+    humans = rows[0]["system"]
+    comparisons = []
+    for model in (r for r in rows if r["kind"] == "model"):
+        for metric in COMPARED_METRICS:
+            diff, p = randomization_test(stats[humans], stats[model["system"]], metric, N_PERMUTATIONS, seed)
+            comparisons.append({"a": humans, "b": model["system"], "metric": metric, "difference": diff,
+                                "p_value": p, "n_permutations": N_PERMUTATIONS})
+    return comparisons
 
 
 def _throughput(annotations: Sequence[Annotation]) -> list[dict[str, Any]]:

@@ -46,9 +46,15 @@ def format_table1(table: dict[str, Any]) -> str:
         first = table["reported"][0]
         lines.append(f"The paper's rows ({first['source']}, {first['note']}) are printed with --profile paper, "
                      "the conventions they compare under.")
+    return "\n".join(lines + _table1_notes(table))
+
+
+def _table1_notes(table: dict[str, Any]) -> list[str]:
+    """The lines under Table 1: the interval, the tests, agreement, counts and the code-system check."""
+    c = table["conventions"]
     lo, hi = table["rows"][0]["ci95"]["micro_jaccard"]
-    lines.append(f"95% bootstrap CI ({table['bootstrap']['n_resamples']} resamples) of {table['rows'][0]['system']}"
-                 f" micro J: [{_pct(lo).strip()}, {_pct(hi).strip()}]")
+    lines = [f"95% bootstrap CI ({table['bootstrap']['n_resamples']} resamples) of {table['rows'][0]['system']}"
+             f" micro J: [{_pct(lo).strip()}, {_pct(hi).strip()}]"]
     for comp in table["comparisons"]:
         if comp["metric"] == "micro_f1" and comp["difference"] is not None:
             lines.append(f"{comp['a']} - {comp['b']}: micro F1 difference {100 * comp['difference']:+.1f} points, "
@@ -68,7 +74,7 @@ def format_table1(table: dict[str, Any]) -> str:
                      f"not the label space ({v['n_label_space']:,} codes); {len(outside)} distinct valid codes outside "
                      "the label space scored as wrong" + (f" (annotations): {listed}{', ...' if len(outside) > 10 else ''}"
                                                           if outside else ""))
-    return "\n".join(lines)
+    return lines
 
 
 def format_table2(table2: dict[str, Any]) -> str:
