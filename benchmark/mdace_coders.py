@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.conventions import PROFILES, Conventions
 from benchmark.errors import UserError
 from benchmark.exports import CoderExports
 from benchmark.mdace import charts_path, read_spans
-from benchmark.conventions import PROFILES, Conventions
 from benchmark.references import read_references
 from benchmark.sampling import read_shortlist
 from benchmark.study import Study, fingerprint

@@ -100,9 +100,9 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from benchmark.conventions import resolve_conventions
     from benchmark.errors import UserError
     from benchmark.mdace_coders import format_mdace, record_score, score_mdace
-    from benchmark.conventions import resolve_conventions
     from benchmark.scores_file import write_scores
 
     if args.bootstrap < 1:

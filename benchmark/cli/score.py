@@ -87,9 +87,9 @@ def _score(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
+    from benchmark.conventions import resolve_conventions
     from benchmark.errors import UserError
     from benchmark.exports import read_coder_exports
-    from benchmark.conventions import resolve_conventions
     from benchmark.scores_file import write_scores
     from benchmark.study import fingerprint
     from benchmark.table1 import score
