@@ -64,7 +64,7 @@ from benchmark import study as study_mod
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
 from benchmark.predictions import read_predictions
-from benchmark.sampling import read_sample
+from benchmark.sampling import read_sample, read_shortlist
 from benchmark.study import Study
 
 PROJECTS_FILE = "projects.json"
@@ -149,10 +149,6 @@ def save_state(data_dir: Path, state: dict[str, Any]) -> None:
 
 
 # --- study inputs ----------------------------------------------------------------------------------
-def read_shortlist(study: Study) -> list[str]:
-    return [ln.strip() for ln in study.shortlist.read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-
 def task_data(study: Study, sample: list[int]) -> list[dict[str, Any]]:
     """The task payloads in sample order: text, hadm_id and sample index, nothing else."""
     docs = pd.read_parquet(study.documents, columns=["hadm_id", "text"], filters=[("hadm_id", "in", sample)])

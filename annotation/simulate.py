@@ -73,10 +73,11 @@ import pandas as pd
 
 from annotation.accounts import Coder, coder_token, read_coders, set_passwords
 from annotation.client import Connection
-from annotation.projects import codes_result, load_state, read_shortlist
+from annotation.projects import codes_result, load_state
 from benchmark.errors import UserError
 from benchmark.reported import table1_rows
-from benchmark.scoring import read_references
+from benchmark.references import read_references
+from benchmark.sampling import read_shortlist
 from benchmark.study import Study, fingerprint
 
 RARE_TRAIN_COUNT = 5

@@ -31,7 +31,7 @@ from benchmark.errors import UserError
 from benchmark.evidence import MEASURES, Span, evidence_scores
 from benchmark.mdace import charts_path, read_spans
 from benchmark.predictions import list_prediction_sets, read_predictions
-from benchmark.scoring import FREQUENCY_BUCKETS
+from benchmark.table1 import FREQUENCY_BUCKETS
 from benchmark.study import Study
 from benchmark.text import token_spans
 

@@ -141,6 +141,15 @@ def normalize(code: str, version: int) -> str:
     return (icd if version == 9 else icd10).normalize(code)
 
 
+def kind_of(code: str, version: int) -> str:
+    """``"dx"`` or ``"px"`` of a canonical code of an ICD version, told by its shape.
+
+    >>> kind_of("36.15", 9), kind_of("V45.81", 9), kind_of("0DTJ4ZZ", 10), kind_of("I50.9", 10)
+    ('px', 'dx', 'px', 'dx')
+    """
+    return icd.system_of(code) if version == 9 else icd10.kind_of(code)
+
+
 def study_label(version: int) -> str:
     """How reports name a study's codes ("ICD-10-CM/PCS").
 

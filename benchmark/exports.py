@@ -130,7 +130,7 @@ class CoderExports:
 
     annotations: list[Annotation]
     counts: dict[str, int]
-    attribution: Attribution
+    attribution: Attribution | None = None      # None: the rows were not read from coder exports (MDACE's coders)
     exports: list[dict[str, str]] = field(default_factory=list)
     arm: str | None = None
     unassigned: list[UnassignedAnnotator] = field(default_factory=list)

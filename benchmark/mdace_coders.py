@@ -1,6 +1,6 @@
 """Table 1's MDACE rows: MDACE's professional coders scored like the study's coders, models beside them.
 
-The rows are scored by ``benchmark.scoring.score_table1`` with the same conventions, bootstrap intervals,
+The rows are scored by ``benchmark.table1.score_table1`` with the same conventions, bootstrap intervals,
 randomization tests and breakdowns as Table 1, against the study's (BIDMC) references, on the imported MDACE
 charts that lie in the study's test split (``bench import-mdace``), so that models predicted on the test
 split are scored on exactly those charts.
@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark.conventions import PROFILES, Conventions
 from benchmark.errors import UserError
 from benchmark.exports import CoderExports
 from benchmark.mdace import charts_path, read_spans
-from benchmark.scoring import (PROFILES, Conventions, SystemSets, model_systems, read_references, read_shortlist,
-                               score_table1)
+from benchmark.references import read_references
+from benchmark.sampling import read_shortlist
 from benchmark.study import Study, fingerprint
+from benchmark.systems import SystemSets, model_systems
+from benchmark.table1 import score_table1
 
 READS = ("MDACE coders read all of a chart's notes (discharge summaries, physician, radiology, ...); RAC reads "
          "the discharge summary and its addenda only. The discharge-summary row keeps the codes with evidence there.")
@@ -96,7 +99,7 @@ def score_mdace(study: Study, conv: Conventions, profile: str | None, types: str
 
 def format_mdace(table: dict[str, Any]) -> str:
     """Table 1's MDACE block as text: the table, then the types counted, what the coders read, the comments."""
-    from benchmark.scoring import format_table1
+    from benchmark.tables_text import format_table1
 
     info = table["mdace"]
     lines = [format_table1(table).replace("Table 1. Coders and models", "Table 1 (MDACE). MDACE coders and models", 1),

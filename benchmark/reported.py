@@ -55,7 +55,7 @@ _TABLE2_PERCENT: tuple[tuple[str, float | None, float | None, float | None, floa
 # The paper's full model: the reported row that the study's RAC runs are set beside.
 TABLE2_HEADLINE = "RAC"
 
-# The metric keys of a reproduced Table 2 row (``benchmark.scoring.table2_metrics``); a reported row has them all.
+# The metric keys of a reproduced Table 2 row (``benchmark.table2.table2_metrics``); a reported row has them all.
 TABLE2_METRIC_KEYS = ("auc_macro", "auc_micro", "f1_macro", "f1_macro_harmonic", "precision_macro", "recall_macro",
                       "f1_micro", "precision_micro", "recall_micro", "p_at_5", "p_at_8", "p_at_15")
 

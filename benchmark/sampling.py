@@ -66,7 +66,7 @@ def sample(study: Study, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, shortlist
         codes, outside = sorted(catalogue["code"]), []
         rule = "all: the full label space"
     else:
-        listed_codes = read_shortlist(shortlist_file, codesystems.study_version(study))
+        listed_codes = read_shortlist_file(shortlist_file, codesystems.study_version(study))
         label_space = set(catalogue["code"])
         codes = [code for code in listed_codes if code in label_space]
         outside = [code for code in listed_codes if code not in label_space]
@@ -110,8 +110,14 @@ def read_sample(study: Study) -> list[int]:
         raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
 
 
-def read_shortlist(path: Path, version: int) -> list[str]:
-    """A user's shortlist: one code per line, dotted or not, in the study's ICD ``version``.
+def read_shortlist(study: Study) -> list[str]:
+    """The study's coding shortlist in file order (``shortlist.txt``, as ``sample`` wrote it)."""
+    study.require("shortlist")
+    return [line.strip() for line in study.shortlist.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def read_shortlist_file(path: Path, version: int) -> list[str]:
+    """A user's own shortlist (``--shortlist FILE``): one code per line, dotted or not, in ICD ``version``.
 
     Undotted codes are read as :func:`benchmark.codesystems.normalize` reads them.
 

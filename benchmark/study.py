@@ -18,7 +18,7 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
     exports/               raw coder exports, archived before parsing (timestamp + SHA-256 in the name)
     mdace_spans.parquet    MDACE's coder annotations placed in the study, mdace_charts.parquet its charts
                            (both owned by benchmark.mdace; `bench import-mdace`)
-    scores.json            Table 1 and Table 2 (see benchmark.scoring)
+    scores.json            Table 1 and Table 2 (see benchmark.scores_file)
     report/index.html      the HTML report
 
 A step that finds an earlier record made from *different* inputs refuses to overwrite it unless forced,

@@ -36,9 +36,8 @@ from annotation import server  # noqa: E402
 from annotation.accounts import ensure_coders, set_passwords  # noqa: E402
 from annotation.client import connect  # noqa: E402
 from annotation.config import items_url, labeling_config, taxonomy_items  # noqa: E402
-from annotation.projects import (ITEMS_DIR, ensure_items_storage, read_shortlist, setup_projects,  # noqa: E402
-                                 task_data, write_items)
-from benchmark.sampling import read_sample  # noqa: E402
+from annotation.projects import ITEMS_DIR, ensure_items_storage, setup_projects, task_data, write_items  # noqa: E402
+from benchmark.sampling import read_sample, read_shortlist  # noqa: E402
 from benchmark.study import Study  # noqa: E402
 from tests.fixtures_browser import CHROMIUM_ARGS, chromium_path  # noqa: E402
 from tests.fixtures_labelstudio import write_minimal_study  # noqa: E402

@@ -27,7 +27,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     from benchmark import metrics
-    from benchmark.scoring import table2_metrics
+    from benchmark.table2 import table2_metrics
 
     rng = np.random.default_rng(0)
     n, m = args.docs, args.codes

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from benchmark import reported
+from benchmark.conventions import DEFINITIONS
 from benchmark.io import atomic_write_text
 from benchmark.predictions import Predictions, write_predictions
-from benchmark.scoring import DEFINITIONS
 from benchmark.study import Study
 
 NOTE_MARKER = "QZXNOTEMARKERQZX"

@@ -16,7 +16,7 @@ from annotation.client import connect
 from annotation.simulate import Vocabulary, draw_coders, simulate_assignment, simulate_coders
 from benchmark import cli
 from benchmark.exports import read_coder_exports
-from benchmark.scoring import read_references
+from benchmark.references import read_references
 from tests.fixtures_labelstudio import attached_copy
 
 pytestmark = pytest.mark.labelstudio

@@ -20,9 +20,10 @@ from annotation import server as ls_server
 from annotation.accounts import coder_token, ensure_coders, read_coders, set_passwords
 from annotation.client import check_server, connect
 from annotation.config import choice_codes, items_file
-from annotation.projects import load_state, read_shortlist, setup_projects
+from annotation.projects import load_state, setup_projects
 from benchmark import cli
 from benchmark.errors import UserError
+from benchmark.sampling import read_shortlist
 from benchmark.study import Study
 from tests.fixtures_labelstudio import attach_study, attached_copy
 

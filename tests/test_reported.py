@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from benchmark import reported
-from benchmark.scoring import table2_metrics
+from benchmark.table2 import table2_metrics
 
 # Table 1 (508 test notes): system | J macro | J micro | P macro | P micro | R macro | R micro
 ISSUE_TABLE1 = """

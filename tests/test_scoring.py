@@ -11,8 +11,8 @@ import pytest
 
 from benchmark import metrics, reported
 from benchmark.cli import main
+from benchmark.conventions import PROFILES, resolve_conventions
 from benchmark.predictions import Predictions, write_predictions
-from benchmark.scoring import PROFILES, resolve_conventions
 from benchmark.study import Study
 from tests.fixtures_study import copy_study
 from tests.test_exports import choices_annotation, full_task

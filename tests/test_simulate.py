@@ -18,10 +18,12 @@ from annotation.simulate import (BEHAVIOURS, PAPER_PRECISION, PAPER_RECALL, Voca
                                  simulate_assignment)
 from benchmark.cli.demo import DEMO_CODERS
 from benchmark.cli.labelstudio import CODER_BEHAVIOURS
+from benchmark.conventions import PROFILES
 from benchmark.exports import Annotation, CoderExports
-from benchmark.sampling import read_sample
-from benchmark.scoring import PROFILES, read_references, read_shortlist, score_table1
+from benchmark.references import read_references
+from benchmark.sampling import read_sample, read_shortlist
 from benchmark.study import Study
+from benchmark.table1 import score_table1
 
 DEMO_DESIGN = "overlap:40"      # what `bench demo` gives two coders on 508 notes
 

@@ -100,9 +100,10 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from benchmark.conventions import resolve_conventions
     from benchmark.errors import UserError
     from benchmark.mdace_coders import format_mdace, record_score, score_mdace
-    from benchmark.scoring import resolve_conventions, write_scores
+    from benchmark.scores_file import write_scores
 
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap must be at least 1, got {args.bootstrap}")
@@ -118,7 +119,7 @@ def _score(args: argparse.Namespace) -> int:
 
 def _evidence(args: argparse.Namespace) -> int:
     from benchmark.attention_evidence import format_evidence, score_evidence
-    from benchmark.scoring import write_scores
+    from benchmark.scores_file import write_scores
 
     study = study_of(args)
     result = score_evidence(study, args.predictions, args.mdace_types, args.seed)

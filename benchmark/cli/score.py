@@ -87,10 +87,13 @@ def _score(args: argparse.Namespace) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
+    from benchmark.conventions import resolve_conventions
     from benchmark.errors import UserError
     from benchmark.exports import read_coder_exports
-    from benchmark.scoring import format_table1, resolve_conventions, score, write_scores
+    from benchmark.scores_file import write_scores
     from benchmark.study import fingerprint
+    from benchmark.table1 import score
+    from benchmark.tables_text import format_table1
 
     if args.bootstrap < 1:
         raise UserError(f"--bootstrap must be at least 1, got {args.bootstrap}")
@@ -122,7 +125,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from benchmark.scoring import evaluate_table2, format_table2, write_scores
+    from benchmark.scores_file import write_scores
+    from benchmark.table2 import evaluate_table2
+    from benchmark.tables_text import format_table2
 
     study = study_of(args)
     study.require("references")

@@ -1,0 +1,85 @@
+"""The study's reference side: the reference code sets (``references.parquet``) and the vocabulary of the
+label space (``codes.parquet``) that indexes every indicator matrix scoring builds.
+
+Both files are written by ``benchmark.prepare``; Table 1 and Table 2 read them through this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmark import codesystems
+from benchmark.study import Study
+
+
+@dataclass
+class Vocabulary:
+    """Columns of every indicator matrix: the label space's codes, then any code outside it (valid codes of the
+    code system that no reference has, and unknown strings kept by --allow-unknown): always wrong answers."""
+
+    codes: list[str]
+    index: dict[str, int]
+    n_catalogue: int
+    system: np.ndarray       # "dx" | "px" | "unknown" per column
+    category: np.ndarray
+    chapter: np.ndarray
+    train_count: np.ndarray
+    version: int = 9         # the study's ICD version: how a code outside the catalogue is classified
+
+    @classmethod
+    def from_study(cls, study: Study) -> Vocabulary:
+        import pandas as pd
+
+        study.require("codes")
+        cat = pd.read_parquet(study.codes, columns=["code", "system", "category", "chapter", "train_count"])
+        return cls(list(cat["code"]), {c: i for i, c in enumerate(cat["code"])}, len(cat),
+                   cat["system"].to_numpy(object), cat["category"].to_numpy(object),
+                   cat["chapter"].to_numpy(object), cat["train_count"].to_numpy(np.int64),
+                   codesystems.study_version(study))
+
+    def add(self, codes: Sequence[str]) -> None:
+        """Append codes outside the catalogue (scored as wrong), classified by their shape when possible."""
+        extra = sorted({c for c in codes if c not in self.index})
+        if not extra:
+            return
+        systems, categories, chapters = [], [], []
+        for code in extra:
+            try:
+                rules = codesystems.get(self.version, codesystems.kind_of(code, self.version))
+                kind, category, chapter = rules.kind, rules.category(code), rules.chapter(code)
+            except (ValueError, KeyError):
+                kind, category, chapter = "unknown", code, "unknown"
+            systems.append(kind)
+            categories.append(category)
+            chapters.append(chapter)
+        for code in extra:
+            self.index[code] = len(self.codes)
+            self.codes.append(code)
+        self.system = np.concatenate([self.system, np.array(systems, object)])
+        self.category = np.concatenate([self.category, np.array(categories, object)])
+        self.chapter = np.concatenate([self.chapter, np.array(chapters, object)])
+        self.train_count = np.concatenate([self.train_count, np.zeros(len(extra), np.int64)])
+
+    def matrix(self, sets: Sequence[Sequence[str]]) -> np.ndarray:
+        """A dense ``[len(sets), n_codes]`` indicator matrix."""
+        out = np.zeros((len(sets), len(self.codes)), dtype=bool)
+        for row, codes in enumerate(sets):
+            out[row, [self.index[c] for c in codes]] = True
+        return out
+
+
+def read_references(study: Study, hadm_ids: Sequence[int] | None = None) -> dict[int, list[str]]:
+    """Reference code sets per admission (only ``hadm_ids`` when given)."""
+    import pandas as pd
+
+    study.require("references")
+    refs = pd.read_parquet(study.references, columns=["hadm_id", "code"])
+    if hadm_ids is not None:
+        refs = refs[refs["hadm_id"].isin(list(hadm_ids))]
+    out: dict[int, list[str]] = {int(h): [] for h in (hadm_ids or [])}
+    for hadm_id, code in zip(refs["hadm_id"].to_numpy(), refs["code"].to_numpy()):
+        out.setdefault(int(hadm_id), []).append(str(code))
+    return {h: sorted(c) for h, c in out.items()}

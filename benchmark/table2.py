@@ -1,0 +1,96 @@
+"""Table 2: ranking and set metrics of model prediction sets on the full test split.
+
+``evaluate_table2`` scores every test-split prediction set (``benchmark.predictions``) against the study's
+references (``benchmark.references``) and puts the seed paper's Table 2 beside them (``benchmark.reported``).
+Its conventions are fixed: macro over every code (the model's, and any reference code it lacks), 0/0 -> 0,
+both macro-F1 forms, macro-AUC over codes with a positive, P@k ties counted as expected hits under random
+tie order (``benchmark.metrics``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark import codesystems, metrics, reported
+from benchmark.errors import UserError
+from benchmark.predictions import Predictions, list_prediction_sets, read_predictions
+from benchmark.references import read_references
+from benchmark.study import Study
+
+P_AT_K = (5, 8, 15)
+
+
+def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
+    """Ranking and set metrics of model prediction sets on the full test split (the ``table2`` block)."""
+    if names:
+        sets = [read_predictions(Path(n) if Path(n).exists() else study.predictions_dir / n) for n in names]
+    else:
+        sets = [s for s in map(read_predictions, list_prediction_sets(study.predictions_dir)) if s.split == "test"]
+    if not sets:
+        raise UserError(f"no test-split prediction set under {study.predictions_dir}; run `bench predict` "
+                        "on the test split first, or pass --predictions NAME")
+    import pandas as pd
+
+    test_split = set(pd.read_parquet(study.documents, columns=["hadm_id", "split"]).query("split == 'test'")["hadm_id"]
+                     .astype(int)) if study.documents.exists() else set()
+    rows = []
+    for preds in sets:
+        row = table2_row(study, preds)
+        row["covers_test_split"] = bool(test_split) and test_split <= set(row.pop("_hadm_ids"))
+        row["n_test_split"] = len(test_split)
+        rows.append(row)
+    return {"rows": rows, "conventions": {"label_set": "all", "undefined": "zero",
+                                          "p_at_k_ties": "expected hits under random tie order",
+                                          "auc_macro": "mean over codes with at least one positive (and one negative)",
+                                          "reported_macro_f1": reported.MACRO_F1_NOTE},
+            # The paper's figures are MIMIC-III ICD-9: they sit beside an ICD-9 study only.
+            "reported": reported.table2_rows() if codesystems.study_version(study) == 9 else []}
+
+
+def table2_row(study: Study, preds: Predictions) -> dict[str, Any]:
+    """One Table 2 row: AUCs, F1s (both macro forms), micro P/R, P@5/8/15 for one prediction set."""
+    if preds.probs is None:
+        raise UserError(f"{preds.name}: a .psv holds code sets without scores; Table 2 needs probabilities "
+                        "(a prediction directory from `bench predict`)")
+    hadm_ids = [int(h) for h in preds.hadm_ids]
+    refs = read_references(study, hadm_ids)
+    empty = [h for h in hadm_ids if not refs.get(h)]
+    if len(empty) == len(hadm_ids):
+        raise UserError(f"{preds.name}: none of its {len(hadm_ids)} admissions has reference codes in this study; "
+                        "predict on this study's test split")
+    index = {c: i for i, c in enumerate(preds.codes)}
+    extra = sorted({c for h in hadm_ids for c in refs.get(h, []) if c not in index})
+    n, m = len(hadm_ids), len(preds.codes)
+    y_true = np.zeros((n, m + len(extra)), dtype=bool)
+    extra_index = {c: m + i for i, c in enumerate(extra)}
+    for row, h in enumerate(hadm_ids):
+        y_true[row, [index.get(c, extra_index.get(c)) for c in refs.get(h, [])]] = True
+    return table2_metrics(y_true, np.asarray(preds.probs), preds.threshold) | {
+        "system": f"RAC ({preds.run})" if preds.run else preds.name, "name": preds.name, "split": preds.split,
+        "threshold": preds.threshold, "threshold_source": preds.threshold_source,
+        "n_reference_codes_outside_model": len(extra), "_hadm_ids": hadm_ids}
+
+
+def table2_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The metrics of Table 2. ``y_true`` may have extra trailing columns (reference codes the model lacks:
+    scored as never predicted, left out of the AUCs and P@k, which need scores)."""
+    m = probs.shape[1]
+    y_model = y_true[:, :m]
+    y_pred = metrics.threshold_scores(probs, threshold)
+    tp, fp, fn = metrics.code_counts(y_model, y_pred)
+    fn_extra = y_true[:, m:].sum(0).astype(np.float64)
+    tp, fp, fn = np.concatenate([tp, np.zeros_like(fn_extra)]), np.concatenate([fp, np.zeros_like(fn_extra)]), np.concatenate([fn, fn_extra])
+    micro = metrics.micro_scores(tp, fp, fn, "zero")
+    mean = metrics.macro_scores(tp, fp, fn, None, "zero", "mean")
+    harmonic = metrics.macro_scores(tp, fp, fn, None, "zero", "harmonic")
+    ranking = metrics.ranking_scores(y_model, probs, [k for k in P_AT_K if k <= m])
+    pk = ranking["p_at_k"]
+    return {"n_documents": int(y_true.shape[0]), "auc_macro": ranking["auc_macro"], "auc_micro": ranking["auc_micro"],
+            "f1_macro": mean["f1"], "f1_macro_harmonic": harmonic["f1"], "precision_macro": mean["precision"],
+            "recall_macro": mean["recall"], "f1_micro": micro["f1"], "precision_micro": micro["precision"],
+            "recall_micro": micro["recall"], **{f"p_at_{k}": pk.get(k) for k in P_AT_K},
+            "n_codes_auc": ranking["n_codes_auc"]}
