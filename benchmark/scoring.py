@@ -51,7 +51,8 @@ from benchmark.agreement import agreement
 from benchmark.errors import UserError
 from benchmark.exports import Annotation, CoderExports, normalise_code
 from benchmark.io import atomic_write_text
-from benchmark.predictions import Predictions, list_prediction_sets, read_predictions
+from benchmark.predictions import (DEFAULT_THRESHOLD, ModelSource, Predictions, check_against_study,
+                                   list_prediction_sets, read_predictions, with_threshold)
 from benchmark.study import Study
 from benchmark.uncertainty import DocumentStats, bootstrap_ci, randomization_test
 
@@ -310,24 +311,25 @@ def _letters():
         yield chr(ord("A") + i % 26) + (str(i // 26) if i >= 26 else "")
 
 
-def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[str] = ()) -> list[SystemSets]:
-    """Thresholded model sets on ``admissions``: ``--predictions`` paths/names, else every covering set.
+def model_systems(study: Study, admissions: Sequence[int],
+                  explicit: Sequence[ModelSource | str] = ()) -> list[SystemSets]:
+    """Thresholded model sets on ``admissions``: ``--predictions`` items, else every covering set.
 
     Without ``--predictions``, each run's ``-sample`` set is preferred, else its ``-test`` set; a set that
     does not cover every scored admission is left out (it cannot be compared on the same notes).
     """
     wanted = set(admissions)
     chosen: list[Predictions] = []
+    catalogue = Vocabulary.from_study(study).index
     if explicit:
         for item in explicit:
-            path = Path(item)
-            if not path.exists() and (study.predictions_dir / item).exists():
-                path = study.predictions_dir / item
-            preds = read_predictions(path)
+            source = ModelSource(item) if isinstance(item, str) else item
+            preds = load_model(study, source, ("sample", "test"), catalogue)
             missing = wanted - set(int(h) for h in preds.hadm_ids)
             if missing:
-                raise UserError(f"{path}: has no predictions for {len(missing)} of the {len(wanted)} scored admissions "
-                                f"(e.g. {sorted(missing)[:3]}); predict on the sample (`bench predict --split sample`)")
+                raise UserError(f"{source.path}: has no predictions for {len(missing)} of the {len(wanted)} scored "
+                                f"admissions (e.g. {sorted(missing)[:3]}); predict on the sample "
+                                "(`bench predict --split sample`) or the whole test split")
             chosen.append(preds)
     else:
         by_run: dict[str, list[Predictions]] = defaultdict(list)
@@ -340,14 +342,88 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
             chosen.append(min(sets, key=lambda p: (rank.get(p.split or p.name.rsplit("-", 1)[-1], 2), p.name)))
     out = []
     order = sorted(wanted)
-    catalogue = Vocabulary.from_study(study).index
     for preds in chosen:
         sets = _sets_on(preds, order, catalogue)
-        name = f"RAC ({preds.run})" if preds.run else preds.name
-        out.append(SystemSets(name, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
+        out.append(SystemSets(preds.system, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
                               model={"name": preds.name, "run": preds.run, "threshold": preds.threshold,
                                      "threshold_source": preds.threshold_source, "split": preds.split}))
     return out
+
+
+# --- any model's predictions: names, runs and files ------------------------------------------------------
+def resolve_prediction_path(study: Study, item: str, splits: Sequence[str]) -> Path:
+    """A path as given, else a set under study/predictions, else a run's set (the first of ``splits`` it has)."""
+    path = Path(item)
+    if path.exists():
+        return path
+    if (study.predictions_dir / item).exists():
+        return study.predictions_dir / item
+    if (study.runs_dir / item).is_dir():
+        for split in splits:
+            if (study.predictions_dir / f"{item}-{split}").exists():
+                return study.predictions_dir / f"{item}-{split}"
+        raise UserError(f"run {item} has no prediction set for the {' or '.join(splits)} split; run "
+                        f"`bench predict --run {item} --split {splits[-1]}`")
+    raise UserError(f"--predictions {item}: no such file, prediction set (under {study.predictions_dir}) or run")
+
+
+def split_ids(study: Study, split: str) -> set[int]:
+    """The admissions of one split (``sample`` counts as the test split it is drawn from)."""
+    import pandas as pd
+
+    study.require("documents")
+    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split"])
+    return set(docs.loc[docs["split"] == ("test" if split == "sample" else split), "hadm_id"].astype(int))
+
+
+def load_model(study: Study, source: ModelSource | str, splits: Sequence[str],
+               catalogue: dict[str, int]) -> Predictions:
+    """One ``--predictions`` item, checked against the study when it is a model's file, with its threshold.
+
+    Threshold: tuned on ``--dev-predictions`` (``metrics.tune_threshold``, the rule RAC's runs use), else
+    ``--threshold``, else the set's own (a run's dev-tuned one; 0.5 for a file). A .psv has none.
+    """
+    source = ModelSource(source) if isinstance(source, str) else source
+    path = resolve_prediction_path(study, source.path, splits)
+    split = "test" if "test" in splits else splits[-1]
+    preds = read_predictions(path)
+    if path.is_file():
+        preds = check_against_study(preds, path, catalogue, split_ids(study, split), split)
+    if source.dev_path is not None and source.threshold is not None:
+        raise UserError(f"--predictions {source.path}: give --dev-predictions or --threshold, not both")
+    if source.dev_path is not None:
+        dev_path = resolve_prediction_path(study, source.dev_path, ("dev",))
+        dev = read_predictions(dev_path)
+        if dev_path.is_file():
+            dev = check_against_study(dev, dev_path, catalogue, split_ids(study, "dev"), "dev")
+        if dev.probs is None:
+            raise UserError(f"--dev-predictions {dev_path}: a .psv has no scores to tune a threshold on")
+        y_true, _ = reference_matrix(study, dev)
+        padded = np.zeros(y_true.shape, dtype=np.float32)
+        padded[:, : len(dev.codes)] = dev.probs
+        preds = with_threshold(preds, metrics.tune_threshold(y_true, padded)[0], "dev-tuned")
+    elif source.threshold is not None:
+        preds = with_threshold(preds, source.threshold, "given")
+    elif path.is_file() and preds.probs is not None:
+        preds = with_threshold(preds, DEFAULT_THRESHOLD, "default")
+    return replace(preds, label=source.name) if source.name else preds
+
+
+def reference_matrix(study: Study, preds: Predictions) -> tuple[np.ndarray, int]:
+    """References of ``preds``' admissions as ``[n, len(codes) + extra]`` booleans, and how many extra columns:
+    reference codes the model has no column for come last (never predicted, never scored)."""
+    hadm_ids = [int(h) for h in preds.hadm_ids]
+    refs = read_references(study, hadm_ids)
+    if not any(refs.get(h) for h in hadm_ids):
+        raise UserError(f"{preds.name}: none of its {len(hadm_ids)} admissions has reference codes in this study; "
+                        "predict on this study's notes")
+    index = {c: i for i, c in enumerate(preds.codes)}
+    extra = sorted({c for h in hadm_ids for c in refs.get(h, []) if c not in index})
+    index.update({c: len(preds.codes) + i for i, c in enumerate(extra)})
+    y_true = np.zeros((len(hadm_ids), len(index)), dtype=bool)
+    for row, h in enumerate(hadm_ids):
+        y_true[row, [index[c] for c in refs.get(h, [])]] = True
+    return y_true, len(extra)
 
 
 def _sets_on(preds: Predictions, hadm_ids: Sequence[int], catalogue: dict[str, int]) -> dict[int, list[str]]:
@@ -466,7 +542,7 @@ def per_document(exports: CoderExports, models: list[SystemSets], refs: dict[int
 
 
 def score(study: Study, exports: CoderExports, conv: Conventions, profile: str | None,
-          prediction_paths: Sequence[str] = (), n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+          prediction_paths: Sequence[ModelSource | str] = (), n_resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Table 1 under the requested conventions and under both profiles, plus the per-document drill-down."""
     admissions = sorted({a.hadm_id for a in exports.annotations})
     models = model_systems(study, admissions, prediction_paths)
@@ -480,19 +556,20 @@ def score(study: Study, exports: CoderExports, conv: Conventions, profile: str |
 
 
 # --- Table 2 -----------------------------------------------------------------------------------------
-def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
-    """Ranking and set metrics of model prediction sets on the full test split (the ``table2`` block)."""
-    if names:
-        sets = [read_predictions(Path(n) if Path(n).exists() else study.predictions_dir / n) for n in names]
+def evaluate_table2(study: Study, sources: Sequence[ModelSource | str] = ()) -> dict[str, Any]:
+    """Ranking and set metrics of model prediction sets on the full test split (the ``table2`` block).
+
+    ``sources``: ``--predictions`` items (a run name means that run's ``-test`` set); default every test-split set.
+    """
+    if sources:
+        catalogue = Vocabulary.from_study(study).index
+        sets = [load_model(study, source, ("test",), catalogue) for source in sources]
     else:
         sets = [s for s in map(read_predictions, list_prediction_sets(study.predictions_dir)) if s.split == "test"]
     if not sets:
         raise UserError(f"no test-split prediction set under {study.predictions_dir}; run `bench predict` "
                         "on the test split first, or pass --predictions NAME")
-    import pandas as pd
-
-    test_split = set(pd.read_parquet(study.documents, columns=["hadm_id", "split"]).query("split == 'test'")["hadm_id"]
-                     .astype(int)) if study.documents.exists() else set()
+    test_split = split_ids(study, "test") if study.documents.exists() else set()
     rows = []
     for preds in sets:
         row = table2_row(study, preds)
@@ -509,24 +586,12 @@ def table2_row(study: Study, preds: Predictions) -> dict[str, Any]:
     """One Table 2 row: AUCs, F1s (both macro forms), micro P/R, P@5/8/15 for one prediction set."""
     if preds.probs is None:
         raise UserError(f"{preds.name}: a .psv holds code sets without scores; Table 2 needs probabilities "
-                        "(a prediction directory from `bench predict`)")
-    hadm_ids = [int(h) for h in preds.hadm_ids]
-    refs = read_references(study, hadm_ids)
-    empty = [h for h in hadm_ids if not refs.get(h)]
-    if len(empty) == len(hadm_ids):
-        raise UserError(f"{preds.name}: none of its {len(hadm_ids)} admissions has reference codes in this study; "
-                        "predict on this study's test split")
-    index = {c: i for i, c in enumerate(preds.codes)}
-    extra = sorted({c for h in hadm_ids for c in refs.get(h, []) if c not in index})
-    n, m = len(hadm_ids), len(preds.codes)
-    y_true = np.zeros((n, m + len(extra)), dtype=bool)
-    extra_index = {c: m + i for i, c in enumerate(extra)}
-    for row, h in enumerate(hadm_ids):
-        y_true[row, [index.get(c, extra_index.get(c)) for c in refs.get(h, [])]] = True
+                        "(a prediction directory from `bench predict`, or a model's .feather/.csv/.parquet scores)")
+    y_true, n_extra = reference_matrix(study, preds)
     return table2_metrics(y_true, np.asarray(preds.probs), preds.threshold) | {
-        "system": f"RAC ({preds.run})" if preds.run else preds.name, "name": preds.name, "split": preds.split,
+        "system": preds.system, "name": preds.name, "split": preds.split,
         "threshold": preds.threshold, "threshold_source": preds.threshold_source,
-        "n_reference_codes_outside_model": len(extra), "_hadm_ids": hadm_ids}
+        "n_reference_codes_outside_model": n_extra, "_hadm_ids": [int(h) for h in preds.hadm_ids]}
 
 
 def table2_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:
