@@ -270,7 +270,7 @@ def check_against_study(preds: Predictions, path: Path, catalogue: Mapping[str, 
     codes = [dotted[c] for c in preds.codes]
     if len(set(codes)) < len(codes):
         repeated = sorted({c for c in codes if codes.count(c) > 1})
-        raise UserError(f"{path}: codes {repeated[:3]} appear twice (dotted and undotted); keep one column each")
+        raise UserError(f"{path}: codes {repeated[:3]} are written two ways (dotted and undotted); write each code one way")
     return replace(preds, codes=codes)
 
 

@@ -110,6 +110,26 @@ def read_sample(study: Study) -> list[int]:
         raise UserError(f"{study.sample}: expected one HADM_ID per line; re-run `bench sample`") from None
 
 
+def prediction_documents(study: Study, split: str, columns: list[str]) -> pd.DataFrame:
+    """The notes a model predicts on: a split (``test``/``dev``) or the coding sample, in sample order."""
+    if split not in ("test", "dev", "sample"):
+        raise UserError(f"--split {split}: choose test, dev or sample")
+    docs = pd.read_parquet(study.documents, columns=columns)
+    if split == "sample":
+        study.require("sample")
+        wanted = read_sample(study)
+        missing = set(wanted) - set(docs["hadm_id"])
+        if missing:
+            raise UserError(f"{study.sample}: {len(missing)} HADM_IDs are not in documents.parquet "
+                            f"(e.g. {sorted(missing)[:3]}); re-run `bench sample`")
+        docs = docs.set_index("hadm_id").loc[wanted].reset_index()
+    else:
+        docs = docs[docs["split"] == split].reset_index(drop=True)
+    if docs.empty:
+        raise UserError(f"{study.documents}: no admissions in split {split!r}")
+    return docs
+
+
 def read_shortlist(path: Path) -> list[str]:
     """A user's shortlist: one code per line, dotted or not (undotted read as in ``icd.normalize``).
 

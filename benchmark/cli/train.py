@@ -1,4 +1,5 @@
-"""`bench train` and `bench predict`: the machine arm (RAC). Logic lives in rac.train and rac.predict."""
+"""`bench train` and `bench predict`: the machine arm. Logic lives in rac.train/rac.predict (RAC) and
+rac.tfidf_lr (TF-IDF + logistic regression); a run's recorded model kind routes `predict`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ Re-running the same command resumes from the last checkpoint. --nproc N starts N
 (the study and the run directory must be on a filesystem every node sees).
 
 Presets: paper (the seed's recipe at full size; a GPU job), small (the demo: minutes on a CPU), tiny (tests).
---set KEY=VALUE overrides one config value, e.g. --set lr=1e-4 --set n_layers=2 (see rac/config.py)."""
+--set KEY=VALUE overrides one config value, e.g. --set lr=1e-4 --set n_layers=2 (see rac/config.py).
+
+--model tfidf-lr trains the paper's "Logistic Regression" row instead: TF-IDF over the whole note and one
+logistic regression per code with >= 10 training notes (scikit-learn), threshold tuned on dev micro-F1; about a
+minute on the demo corpus. Its --set keys: max_features, min_df, max_df, min_train_notes, C, n_jobs
+(see rac/tfidf_lr.py). It writes study/runs/NAME/ with config.json, model.npz and summary.json."""
 
 _PREDICT_DETAILS = """\
 Writes study/predictions/RUN-SPLIT/: probabilities for every code (float16), the thresholded code sets at
@@ -36,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = add_parser(subparsers, "train", "train the RAC model (DDP via torchrun; resumable)", _TRAIN_DETAILS)
     add_arguments(parser)
+    parser.add_argument("--model", default="rac", choices=["rac", "tfidf-lr"],
+                        help="rac (default) or tfidf-lr (TF-IDF + logistic regression over the whole note)")
     parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (torchrun; default 1)")
     parser.add_argument("--max-restarts", type=int, default=0,
                         help="with --nproc: restart all workers this often after a failure (they resume)")
@@ -58,6 +66,13 @@ def _train(args: argparse.Namespace) -> int:
     from rac.train import require_study, train
 
     study = study_of(args)
+    if args.model == "tfidf-lr":
+        from rac.tfidf_lr import LRConfig, train as train_tfidf_lr
+
+        if args.preset != "paper" or args.epochs is not None or args.nproc != 1:
+            raise UserError("--preset, --epochs and --nproc are RAC's; tfidf-lr takes --set KEY=VALUE only")
+        train_tfidf_lr(study, args.name, LRConfig.resolve(args.overrides))
+        return 0
     cfg = resolve(args.preset, args.overrides, args.epochs)
     if args.nproc < 1:
         raise UserError(f"--nproc {args.nproc}: must be at least 1")
@@ -79,7 +94,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from rac.tfidf_lr import MODEL_KIND, run_kind
+
+    study = study_of(args)
+    if run_kind(study.runs_dir / args.run) == MODEL_KIND:
+        from rac.tfidf_lr import predict as predict_tfidf_lr
+
+        predict_tfidf_lr(study, args.run, args.split)
+        return 0
     from rac.predict import predict
 
-    predict(study_of(args), args.run, args.split, args.model, args.batch)
+    predict(study, args.run, args.split, args.model, args.batch)
     return 0
