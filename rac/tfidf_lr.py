@@ -85,25 +85,27 @@ def run_kind(run_dir: Path) -> str:
     return json.loads(path.read_text(encoding="utf-8")).get("model", "rac")
 
 
-def _labels(study: Study, hadm_ids: np.ndarray, codes: list[str]) -> np.ndarray:
-    """int64 [n, n_codes] indicators of the reference codes (int64 on purpose: see the module docstring)."""
+def _labels(study: Study, hadm_ids: np.ndarray, codes: list[str]):
+    """Reference indicators as a sparse int64 [n, n_codes] CSC matrix: one column per code is what the fits
+    take (int64 on purpose: see the module docstring), and sparse keeps 47,723 x 8,930 small."""
+    from scipy import sparse
+
     refs = pd.read_parquet(study.references, columns=["hadm_id", "code"])
     row = {int(h): i for i, h in enumerate(hadm_ids)}
     col = {c: j for j, c in enumerate(codes)}
-    keep = refs["hadm_id"].isin(list(row)) & refs["code"].isin(list(col))
-    y = np.zeros((len(hadm_ids), len(codes)), dtype=np.int64)
-    y[refs.loc[keep, "hadm_id"].map(row).to_numpy(), refs.loc[keep, "code"].map(col).to_numpy()] = 1
-    return y
+    refs = refs[refs["hadm_id"].isin(list(row)) & refs["code"].isin(list(col))].drop_duplicates()
+    return sparse.csc_matrix((np.ones(len(refs), dtype=np.int64), (refs["hadm_id"].map(row).to_numpy(),
+                              refs["code"].map(col).to_numpy())), shape=(len(hadm_ids), len(codes)))
 
 
-def _fit_columns(x, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
-    """One liblinear logistic regression per column of ``y``: (weights [k, n_features], intercepts [k])."""
+def _fit_columns(x, y, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """One liblinear logistic regression per column of ``y`` (sparse): (weights [k, n_features], intercepts [k])."""
     from sklearn.linear_model import LogisticRegression
 
     weights = np.empty((y.shape[1], x.shape[1]), dtype=np.float32)
     intercepts = np.empty(y.shape[1], dtype=np.float32)
     for j in range(y.shape[1]):
-        fit = LogisticRegression(C=c, solver="liblinear").fit(x, y[:, j])
+        fit = LogisticRegression(C=c, solver="liblinear").fit(x, y[:, j].toarray().ravel())
         weights[j], intercepts[j] = fit.coef_[0], fit.intercept_[0]
     return weights, intercepts
 
@@ -122,7 +124,7 @@ class TfidfLR:
         self.vectorizer.idf_ = idf
 
     @classmethod
-    def fit(cls, tokens: pd.Series, y: np.ndarray, cfg: LRConfig) -> TfidfLR:
+    def fit(cls, tokens: pd.Series, y, cfg: LRConfig) -> TfidfLR:
         from joblib import Parallel, delayed
         from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -130,7 +132,7 @@ class TfidfLR:
                                      max_df=cfg.max_df, max_features=cfg.max_features)
         x = vectorizer.fit_transform(tokens)
         x.sum_duplicates()  # canonical indices now: worker processes get a read-only copy
-        counts = y.sum(0)
+        counts = np.asarray(y.sum(0)).ravel()
         fitted = np.flatnonzero(counts >= cfg.min_train_notes)
         if not len(fitted):
             raise UserError(f"{MODEL_KIND}: no code has {cfg.min_train_notes}+ training notes; lower it with "
@@ -139,7 +141,7 @@ class TfidfLR:
         parts = Parallel(n_jobs=cfg.n_jobs)(delayed(_fit_columns)(x, y[:, chunk], cfg.C) for chunk in chunks)
         weights = np.concatenate([w for w, _ in parts])
         intercepts = np.concatenate([b for _, b in parts])
-        prior = ((counts + 0.5) / (len(y) + 1)).astype(np.float32)
+        prior = ((counts + 0.5) / (y.shape[0] + 1)).astype(np.float32)
         return cls(vectorizer.get_feature_names_out().tolist(), vectorizer.idf_, fitted, weights, intercepts, prior)
 
     def predict_proba(self, tokens: pd.Series) -> np.ndarray:
@@ -203,7 +205,7 @@ def train(study: Study, name: str, cfg: LRConfig) -> dict[str, Any]:
         if part[split].empty:
             continue
         probs = model.predict_proba(part[split]["tokens"])
-        y = _labels(study, part[split]["hadm_id"].to_numpy(), codes)
+        y = _labels(study, part[split]["hadm_id"].to_numpy(), codes).toarray().astype(bool)
         if split == "dev":
             entry["threshold"] = metrics.tune_threshold(y, probs)[0]
         entry[split] = scores(probs, [np.flatnonzero(row) for row in y], entry["threshold"])

@@ -26,8 +26,8 @@ Presets: paper (the seed's recipe at full size; a GPU job), small (the demo: min
 --set KEY=VALUE overrides one config value, e.g. --set lr=1e-4 --set n_layers=2 (see rac/config.py).
 
 --model tfidf-lr trains the paper's "Logistic Regression" row instead: TF-IDF over the whole note and one
-logistic regression per code with >= 10 training notes (scikit-learn), threshold tuned on dev micro-F1; about a
-minute on the demo corpus. Its --set keys: max_features, min_df, max_df, min_train_notes, C, n_jobs
+logistic regression per code with >= 10 training notes (scikit-learn), threshold tuned on dev micro-F1; ~15 s
+on the demo corpus (2 cores). Its --set keys: max_features, min_df, max_df, min_train_notes, C, n_jobs
 (see rac/tfidf_lr.py). It writes study/runs/NAME/ with config.json, model.npz and summary.json."""
 
 _PREDICT_DETAILS = """\
