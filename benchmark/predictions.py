@@ -175,17 +175,23 @@ def _read_edin(path: Path) -> Predictions:
         raise UserError(f"{path}: not a readable feather file ({type(exc).__name__}: {exc})") from None
     if EDIN_ID not in table.columns:
         raise UserError(f"{path}: missing column {EDIN_ID!r} (the admission id of Edin et al.'s predictions_<split>.feather)")
-    codes = [str(c) for c in table.columns if c not in (EDIN_ID, EDIN_TARGET)]
+    logits = table.drop(columns=[c for c in (EDIN_ID, EDIN_TARGET) if c in table.columns])
+    codes = [str(c) for c in logits.columns]
     if not codes:
         raise UserError(f"{path}: no code columns besides {EDIN_ID!r} and {EDIN_TARGET!r}")
-    logits = table[[c for c in table.columns if c not in (EDIN_ID, EDIN_TARGET)]]
     not_numeric = [str(c) for c, kind in logits.dtypes.items() if kind.kind not in "fiu"]
     if not_numeric:
         raise UserError(f"{path}: code columns must hold logits (numbers); {not_numeric[:3]} do not")
+    hadm_ids = _ids(path, table[EDIN_ID], EDIN_ID)
+    if len(np.unique(hadm_ids)) < len(hadm_ids):
+        raise UserError(f"{path}: repeated {EDIN_ID} values; one row per admission")
     values = logits.to_numpy(np.float32)
-    _refuse_nan(path, values, table[EDIN_ID].to_numpy(), codes)
-    return Predictions(name=path.stem, hadm_ids=_ids(path, table[EDIN_ID], EDIN_ID), codes=codes,
-                       probs=expit(values).astype(np.float32))
+    nan = np.argwhere(np.isnan(values))
+    if len(nan):
+        row, col = nan[0]
+        raise UserError(f"{path}: {len(nan)} NaN scores (first: {EDIN_ID} {hadm_ids[row]}, code {codes[col]}); "
+                        "a model's file must score every code")
+    return Predictions(name=path.stem, hadm_ids=hadm_ids, codes=codes, probs=expit(values).astype(np.float32))
 
 
 def _read_long(path: Path) -> Predictions:
@@ -225,7 +231,7 @@ def _read_long(path: Path) -> Predictions:
 
 
 def _ids(path: Path, column, name: str) -> np.ndarray:
-    """Admission ids as int64; a missing or non-integer id, or a repeated one in a wide table, is refused."""
+    """Admission ids as int64; a missing or non-integer id is refused."""
     import pandas as pd
 
     values = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
@@ -233,18 +239,7 @@ def _ids(path: Path, column, name: str) -> np.ndarray:
     if len(bad):
         raise UserError(f"{path}: {len(bad)} rows have no integer {name} (first: row {int(bad[0]) + 1}, "
                         f"{column.iloc[int(bad[0])]!r})")
-    ids = values.astype(np.int64)
-    if name == EDIN_ID and len(np.unique(ids)) < len(ids):
-        raise UserError(f"{path}: repeated {name} values; one row per admission")
-    return ids
-
-
-def _refuse_nan(path: Path, values: np.ndarray, hadm_ids: np.ndarray, codes: list[str]) -> None:
-    bad = np.argwhere(np.isnan(values))
-    if len(bad):
-        row, col = bad[0]
-        raise UserError(f"{path}: {len(bad)} NaN scores (first: {EDIN_ID} {hadm_ids[row]}, code {codes[col]}); "
-                        "a model's file must score every code")
+    return values.astype(np.int64)
 
 
 def check_against_study(preds: Predictions, path: Path, catalogue: Mapping[str, int], split_ids: set[int],
