@@ -84,3 +84,5 @@ def test_rerun_is_idempotent_and_another_config_is_refused(lr_study, capsys) -> 
     err = capsys.readouterr().err
     assert code == 2 and "min_train_notes: 5 -> 6" in err and len(err.strip().splitlines()) == 1
     assert main([*argv, "--preset", "tiny"]) == 2 and "RAC's" in capsys.readouterr().err
+    assert main(["--study", str(study.root), "predict", "--run", "lr", "--model", "swa"]) == 2
+    assert "no best/SWA" in capsys.readouterr().err

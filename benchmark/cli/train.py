@@ -94,12 +94,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from benchmark.errors import UserError
     from rac.tfidf_lr import MODEL_KIND, run_kind
 
     study = study_of(args)
     if run_kind(study.runs_dir / args.run) == MODEL_KIND:
         from rac.tfidf_lr import predict as predict_tfidf_lr
 
+        if args.model != "auto":
+            raise UserError(f"--model {args.model}: run {args.run} is a {MODEL_KIND} run, with one model (no best/SWA)")
         predict_tfidf_lr(study, args.run, args.split)
         return 0
     from rac.predict import predict
