@@ -128,11 +128,14 @@ def test_score_takes_a_long_table_beside_the_coders(scored, tmp_path: Path, caps
     assert row["model"]["threshold_source"] == "given"
 
 
-def test_a_run_name_means_its_test_split_set(scored) -> None:  # noqa: F811
+def test_a_run_name_means_its_test_split_set(scored, capsys) -> None:  # noqa: F811
     study, _, _, _ = scored
     (study.runs_dir / "small").mkdir(parents=True, exist_ok=True)  # the run that wrote small-test
     assert main(["--study", str(study.root), "evaluate", "--predictions", "small"]) == 0
     assert _row(study, "RAC (small)")["name"] == "small-test"
+    (study.runs_dir / "unpredicted").mkdir()
+    assert main(["--study", str(study.root), "evaluate", "--predictions", "unpredicted"]) == 2
+    assert "bench predict --run unpredicted --split test" in capsys.readouterr().err
 
 
 def _bad_files(study, refs, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
