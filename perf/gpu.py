@@ -5,8 +5,8 @@
 
 What it measures, in one run (the last line is the one-line summary; the lines above it give the details):
 
-1. **bf16 training throughput** of the paper preset (n_x 4,096, d 300, 4 layers, 8,930 codes, vocabulary 50,000,
-   full-length random notes) at per-GPU batch 4, 8 and 16, one optimizer step of the global batch 16 timed in
+1. **bf16 training throughput** of the paper preset (``rac.config``'s ``paper``: n_x 4,096, d 300, 4 layers;
+   8,930 codes, vocabulary 50,000, full-length random notes; ``--tiny`` takes the ``tiny`` preset) at per-GPU batch 4, 8 and 16, one optimizer step of the global batch 16 timed in
    its parts exactly as ``rac.train`` runs it (``perf/rac.py``'s ``training_parts``: E_t once per step,
    16 / batch micro-batches, one backward through the title encoder, Adam), under the trainer's bf16 autocast
    (``rac.predict.autocast``; fp32 on CPU). Notes per second = 16 / step time. The **peak memory** of each
@@ -43,6 +43,7 @@ if __package__ in (None, ""):  # run as a file, this directory would shadow the 
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 from perf.rac import (GLOBAL_BATCH, MATMUL_SHAPES, inference_seconds, matmul_peak, random_notes, timed,
                       training_flops_per_note, training_parts)
+from rac.config import resolve
 from rac.model import RAC, RACConfig, attention
 from rac.predict import autocast
 
@@ -50,8 +51,7 @@ TRAIN_NOTES, DEV_NOTES, TEST_NOTES = 47_723, 1_631, 3_372  # MIMIC-III full spli
 EPOCHS, COPIES = 10, 3                                       # the paper's recipe: 10 epochs, x3 augmentation
 GOAL_MINUTES = 30
 EVAL_BATCH = 8
-PAPER = dict(vocab_size=50_000, n_codes=8_930)
-TINY = dict(vocab_size=2_000, n_codes=64, d=16, n_x=128, n_t=8, n_layers=1, d_ff=32, kernel=3)
+SIZES = {"paper": (50_000, 8_930), "tiny": (2_000, 64)}  # (vocabulary, codes) beside the preset's model sizes
 
 
 def step_seconds(model: RAC, optimizer: torch.optim.Optimizer, config: RACConfig, batch: int, titles: torch.Tensor,
@@ -177,7 +177,8 @@ def main() -> None:
         sys.exit("perf/gpu.py: no CUDA device here; run it on a GPU, or with --device cpu --tiny")
     device = torch.device(args.device)
     reps = args.reps or (1 if args.tiny else 3)
-    config = RACConfig(**(TINY if args.tiny else PAPER))
+    size = "tiny" if args.tiny else "paper"
+    config = resolve(size).model_config(*SIZES[size])  # the trainer's preset, as `bench train --preset` builds it
     batches = [1, 2, 4] if args.tiny else [4, 8, 16]
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     print(f"torch {torch.__version__}, device {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
@@ -213,7 +214,7 @@ def main() -> None:
                       for b, r in train.items())
     sdpa = attn[f"sdpa_d{config.d}"]
     others = {k: v for k, v in attn.items() if k not in (f"sdpa_d{config.d}", "runs_alone")}
-    print(f"gpu_check size={'tiny' if args.tiny else 'paper'} device={device.type} "
+    print(f"gpu_check size={size} device={device.type} "
           f"train_notes_per_s={notes_per_s:.2f} best_batch={best} peak_mem_gib={memory} "
           f"sdpa_backend_d{config.d}={sdpa['backend']} sdpa_runs_alone={attn['runs_alone']['backend']} "
           f"attn_ms=" + ",".join(f"{k}:{v['ms']:.2f}" for k, v in [(f"sdpa_d{config.d}", sdpa), *others.items()])
