@@ -174,7 +174,8 @@ def _read_edin(path: Path) -> Predictions:
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise UserError(f"{path}: not a readable feather file ({type(exc).__name__}: {exc})") from None
     if EDIN_ID not in table.columns:
-        raise UserError(f"{path}: missing column {EDIN_ID!r} (the admission id of Edin et al.'s predictions_<split>.feather)")
+        raise UserError(f"{path}: missing column {EDIN_ID!r} (the admission id of Edin et al.'s "
+                        "predictions_<split>.feather)")
     logits = table.drop(columns=[c for c in (EDIN_ID, EDIN_TARGET) if c in table.columns])
     codes = [str(c) for c in logits.columns]
     if not codes:
@@ -265,7 +266,8 @@ def check_against_study(preds: Predictions, path: Path, catalogue: Mapping[str, 
     codes = [dotted[c] for c in preds.codes]
     if len(set(codes)) < len(codes):
         repeated = sorted({c for c in codes if codes.count(c) > 1})
-        raise UserError(f"{path}: codes {repeated[:3]} are written two ways (dotted and undotted); write each code one way")
+        raise UserError(f"{path}: codes {repeated[:3]} are written two ways (dotted and undotted); "
+                        "write each code one way")
     return replace(preds, codes=codes)
 
 

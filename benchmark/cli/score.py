@@ -84,9 +84,12 @@ class _SourceOption(argparse.Action):
         namespace.predictions = sources
 
 
-def add_model_options(parser: argparse.ArgumentParser, default: str = "default: the sets covering the scored notes") -> None:
+def add_model_options(parser: argparse.ArgumentParser,
+                      default: str = "default: the sets covering the scored notes") -> None:
+    """--predictions ITEM (repeatable) and the options that follow it, shared by score and evaluate."""
     parser.add_argument("--predictions", metavar="ITEM", action=_NewSource, default=[],
-                        help=f"a run, prediction set or model's file (.psv, .feather, .csv, .parquet); repeatable; {default}")
+                        help="a run, prediction set or model's file (.psv, .feather, .csv, .parquet); "
+                             f"repeatable; {default}")
     parser.add_argument("--name", metavar="NAME", action=_SourceOption, help="row name of the --predictions before it")
     parser.add_argument("--dev-predictions", dest="dev_path", metavar="FILE", action=_SourceOption,
                         help="the same model's dev-split scores: tune its threshold on dev micro-F1")
