@@ -9,8 +9,9 @@ What it measures, in one run (the last line is the one-line summary; the lines a
    8,930 codes, vocabulary 50,000, full-length random notes; ``--tiny`` takes the ``tiny`` preset) at per-GPU
    batch 4, 8 and 16, one optimizer step of the global batch 16 timed in its parts exactly as ``rac.train``
    runs it (``perf/rac.py``'s ``training_parts``: E_t once per step, 16 / batch micro-batches, one backward
-   through the title encoder, Adam), under the trainer's bf16 autocast (``rac.predict.autocast``; fp32 on CPU). Notes per second = 16 / step time. The **peak memory** of each
-   batch is ``torch.cuda.max_memory_allocated`` over its step (an out-of-memory batch is reported as OOM).
+   through the title encoder, Adam), under the trainer's bf16 autocast (``rac.predict.autocast``; fp32 on CPU).
+   Notes per second = 16 / step time. The **peak memory** of each batch is ``torch.cuda.max_memory_allocated``
+   over its step (an out-of-memory batch is reported as OOM).
 2. **The SDPA backend** the self-attention actually runs at head dim 300, with the trainer's padding mask
    (``torch._fused_sdp_choice``, and each ``torch.nn.attention.sdpa_kernel`` backend tried alone;
    FlashAttention stops at head dim 256 and takes no mask), against the same attention with the head dim
