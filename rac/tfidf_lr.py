@@ -16,7 +16,7 @@ Why these defaults (demo corpus, perf/RESULTS.md): one fit per code is the whole
 than 10 training notes (which hardly reach a top 8) are not fitted; terms in more than half the notes (filler,
 most of the nonzeros) are dropped, which cuts the fit time by a third at equal dev P@8. The code columns go to
 liblinear one at a time as int64 (``OneVsRestClassifier`` mis-assigns probabilities when handed an int8
-indicator matrix of more than 127 columns; perf/rac_baseline.py).
+indicator matrix of more than 127 columns; measured in perf/RESULTS.md).
 
 Run directory: ``config.json`` (``{"model": "tfidf-lr", ...}``), ``model.npz`` (vocabulary, idf, weights and
 intercepts of the fitted codes) and ``summary.json`` (the shape of RAC's: the selected model ``lr``, its
@@ -85,7 +85,7 @@ def run_kind(run_dir: Path) -> str:
     return json.loads(path.read_text(encoding="utf-8")).get("model", "rac")
 
 
-def _labels(study: Study, hadm_ids: np.ndarray, codes: list[str]):
+def reference_labels(study: Study, hadm_ids: np.ndarray, codes: list[str]):
     """Reference indicators as a sparse int64 [n, n_codes] CSC matrix: one column per code is what the fits
     take (int64 on purpose: see the module docstring), and sparse keeps 47,723 x 8,930 small."""
     from scipy import sparse
@@ -198,14 +198,14 @@ def train(study: Study, name: str, cfg: LRConfig) -> dict[str, Any]:
     for split in ("train", "dev"):
         if part[split].empty:
             raise UserError(f"{study.documents}: the {split} split is empty; {MODEL_KIND} needs train and dev notes")
-    model = TfidfLR.fit(part["train"]["tokens"], _labels(study, part["train"]["hadm_id"].to_numpy(), codes), cfg)
+    model = TfidfLR.fit(part["train"]["tokens"], reference_labels(study, part["train"]["hadm_id"].to_numpy(), codes), cfg)
     model.save(run_dir / "model.npz")
     entry: dict[str, Any] = {"file": "model.npz"}
     for split in ("dev", "test"):
         if part[split].empty:
             continue
         probs = model.predict_proba(part[split]["tokens"])
-        y = _labels(study, part[split]["hadm_id"].to_numpy(), codes).toarray().astype(bool)
+        y = reference_labels(study, part[split]["hadm_id"].to_numpy(), codes).toarray().astype(bool)
         if split == "dev":
             entry["threshold"] = metrics.tune_threshold(y, probs)[0]
         entry[split] = scores(probs, [np.flatnonzero(row) for row in y], entry["threshold"])
