@@ -34,13 +34,15 @@ _PREDICT_DETAILS = """\
 Writes study/predictions/RUN-SPLIT/: probabilities for every code (float16), the thresholded code sets at
 the run's dev-tuned threshold, CAML's predicted.psv, and evidence.jsonl (for each predicted code the top-3
 attention windows as character offsets into the note). The model is the one training selected (best
-checkpoint or SWA average, whichever scored the higher dev P@8); --model picks one explicitly."""
+checkpoint or SWA average, whichever scored the higher dev P@8); --model picks one explicitly.
+A tfidf-lr run (`bench train --model tfidf-lr`) writes the same files without evidence.jsonl; it has one model."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from rac.config import add_arguments  # light: torch is imported by the handlers only
 
-    parser = add_parser(subparsers, "train", "train the RAC model (DDP via torchrun; resumable)", _TRAIN_DETAILS)
+    parser = add_parser(subparsers, "train", "train a model: RAC (DDP via torchrun; resumable) or TF-IDF + LR",
+                        _TRAIN_DETAILS)
     add_arguments(parser)
     parser.add_argument("--model", default="rac", choices=["rac", "tfidf-lr"],
                         help="rac (default) or tfidf-lr (TF-IDF + logistic regression over the whole note)")
@@ -49,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="with --nproc: restart all workers this often after a failure (they resume)")
     parser.set_defaults(func=_train)
 
-    parser = add_parser(subparsers, "predict", "predict codes with a trained run, with attention evidence",
+    parser = add_parser(subparsers, "predict", "predict codes with a trained run (RAC's with attention evidence)",
                         _PREDICT_DETAILS)
     parser.add_argument("--run", required=True, help="run name (study/runs/RUN)")
     parser.add_argument("--split", default="test", choices=["test", "sample", "dev"],
