@@ -6,7 +6,7 @@ The baseline is the usual one of the field (e.g. Mullenbach et al. 2018's "LR" r
 own model (``rac.tfidf_lr``, ``bench train --model tfidf-lr``) with this script's settings: TF-IDF over the
 study's ``tokens`` (sublinear tf, min_df 2, no max_df, at most 50,000 terms, fitted on the train split), then one
 logistic regression per code (liblinear, C = 10) with at least ``--min-train-notes`` training notes; rarer
-codes score their train frequency. That keeps the fit to minutes (a classifier per code seen in training,
+codes score 0. That keeps the fit to minutes (a classifier per code seen in training,
 ~3,800 on the demo corpus, takes ~25 minutes) at little cost: codes seen fewer than 5 times hardly reach a top 8.
 (``rac/tfidf_lr.py`` explains why the labels are int64: ``OneVsRestClassifier`` with an int8 indicator matrix
 of more than 127 columns mis-assigned probabilities, the "collapse" recorded in perf/RESULTS.md before.)

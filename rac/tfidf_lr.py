@@ -8,9 +8,9 @@ like any model. It has no attention, so its sets carry no evidence.
 Recipe (scikit-learn): ``TfidfVectorizer`` over the study's ``tokens`` of the train split (sublinear tf, terms
 in at least ``min_df`` notes and at most a ``max_df`` share of them, the ``max_features`` most frequent), then one
 L2-regularised logistic regression per code (liblinear, C = ``C``) for every code with at least
-``min_train_notes`` training notes. A rarer code scores its smoothed train frequency (count + 0.5) / (notes + 1):
-a constant, so it ranks by prior and is never above a tuned threshold. The threshold is tuned on dev micro-F1
-with ``benchmark.metrics.tune_threshold``, as RAC's is.
+``min_train_notes`` training notes. A rarer code is not modelled: it scores 0 (never predicted, ranked last,
+as an absent pair of a long prediction table). The threshold is tuned on dev micro-F1 with
+``benchmark.metrics.tune_threshold``, as RAC's is.
 
 Why these defaults (demo corpus, perf/RESULTS.md): one fit per code is the whole cost, so codes with fewer
 than 10 training notes (which hardly reach a top 8) are not fitted; terms in more than half the notes (filler,
@@ -114,11 +114,11 @@ class TfidfLR:
     """A fitted model: vectoriser state and one weight row per fitted code, over the catalogue's codes."""
 
     def __init__(self, vocabulary: list[str], idf: np.ndarray, fitted: np.ndarray, weights: np.ndarray,
-                 intercepts: np.ndarray, prior: np.ndarray):
+                 intercepts: np.ndarray, n_codes: int):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.vocabulary, self.idf, self.fitted = vocabulary, idf, fitted
-        self.weights, self.intercepts, self.prior = weights, intercepts, prior
+        self.weights, self.intercepts, self.n_codes = weights, intercepts, int(n_codes)
         self.vectorizer = TfidfVectorizer(token_pattern=TOKEN_PATTERN, sublinear_tf=True,
                                           vocabulary={w: i for i, w in enumerate(vocabulary)})
         self.vectorizer.idf_ = idf
@@ -141,27 +141,26 @@ class TfidfLR:
         parts = Parallel(n_jobs=cfg.n_jobs)(delayed(_fit_columns)(x, y[:, chunk], cfg.C) for chunk in chunks)
         weights = np.concatenate([w for w, _ in parts])
         intercepts = np.concatenate([b for _, b in parts])
-        prior = ((counts + 0.5) / (y.shape[0] + 1)).astype(np.float32)
-        return cls(vectorizer.get_feature_names_out().tolist(), vectorizer.idf_, fitted, weights, intercepts, prior)
+        return cls(vectorizer.get_feature_names_out().tolist(), vectorizer.idf_, fitted, weights, intercepts, y.shape[1])
 
     def predict_proba(self, tokens: pd.Series) -> np.ndarray:
-        """float32 [n_notes, n_codes]: sigmoid of the fitted codes' logits, the prior elsewhere."""
+        """float32 [n_notes, n_codes]: sigmoid of the fitted codes' logits, 0 for the codes not modelled."""
         from scipy.special import expit
 
         x = self.vectorizer.transform(tokens).astype(np.float32)
-        probs = np.tile(self.prior, (x.shape[0], 1))
+        probs = np.zeros((x.shape[0], self.n_codes), dtype=np.float32)
         probs[:, self.fitted] = expit(x @ self.weights.T + self.intercepts)
         return probs
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, vocabulary=np.array(self.vocabulary, dtype=str), idf=self.idf, fitted=self.fitted,
-                     weights=self.weights, intercepts=self.intercepts, prior=self.prior)
+                     weights=self.weights, intercepts=self.intercepts, n_codes=self.n_codes)
 
     @classmethod
     def load(cls, path: Path) -> TfidfLR:
         with np.load(path) as z:
-            return cls(z["vocabulary"].tolist(), z["idf"], z["fitted"], z["weights"], z["intercepts"], z["prior"])
+            return cls(z["vocabulary"].tolist(), z["idf"], z["fitted"], z["weights"], z["intercepts"], z["n_codes"])
 
 
 def _check_run_dir(run_dir: Path, cfg: LRConfig) -> None:
@@ -232,8 +231,8 @@ def predict(study: Study, run: str, split: str = "test") -> Path:
     docs = prediction_documents(study, split, ["hadm_id", "split", "tokens"])
     codes = pd.read_parquet(study.codes, columns=["code"])["code"].tolist()
     model = TfidfLR.load(weights)
-    if len(model.prior) != len(codes):
-        raise UserError(f"run {run} was trained on {len(model.prior)} codes, this study has {len(codes)}; "
+    if model.n_codes != len(codes):
+        raise UserError(f"run {run} was trained on {model.n_codes} codes, this study has {len(codes)}; "
                         "train it again on this study")
     preds = Predictions(name=f"{run}-{split}", hadm_ids=docs["hadm_id"].to_numpy(np.int64), codes=codes,
                         probs=model.predict_proba(docs["tokens"]), threshold=threshold,

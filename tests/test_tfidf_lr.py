@@ -30,7 +30,7 @@ def test_trains_and_predicts_in_the_shared_format(lr_study, capsys) -> None:
     summary = json.loads((study.runs_dir / "lr" / "summary.json").read_text())
     entry = summary["models"][summary["selected"]]
     assert summary["model"] == "tfidf-lr" and 0.01 <= entry["threshold"] <= 0.99 and summary["n_codes_fitted"] > 10
-    # Better than ranking every note by the codes' train frequencies (the prior the unfitted codes get).
+    # Better than ranking every note by the codes' train frequencies.
     docs = pd.read_parquet(study.documents, columns=["hadm_id", "split"])
     refs = pd.read_parquet(study.references, columns=["hadm_id", "code"])
     train_ids = set(docs.loc[docs["split"] == "train", "hadm_id"])
@@ -72,7 +72,7 @@ def test_probabilities_are_scikit_learns(lr_study) -> None:
     expected = reference.predict_proba(vectorizer.transform(test["tokens"]))[:, 1]
     np.testing.assert_allclose(ours[:, column], expected, rtol=1e-4, atol=1e-6)
     unfitted = int(np.setdiff1d(np.arange(len(codes)), model.fitted)[0])
-    assert np.all(ours[:, unfitted] == model.prior[unfitted]) and model.prior[unfitted] < 0.01
+    assert np.all(ours[:, unfitted] == 0)
 
 
 def test_rerun_is_idempotent_and_another_config_is_refused(lr_study, capsys) -> None:
