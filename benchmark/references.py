@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmark import codesystems
+from benchmark.errors import UserError
 from benchmark.study import Study
+
+if TYPE_CHECKING:
+    from benchmark.predictions import Predictions
 
 
 @dataclass
@@ -83,3 +88,29 @@ def read_references(study: Study, hadm_ids: Sequence[int] | None = None) -> dict
     for hadm_id, code in zip(refs["hadm_id"].to_numpy(), refs["code"].to_numpy()):
         out.setdefault(int(hadm_id), []).append(str(code))
     return {h: sorted(c) for h, c in out.items()}
+
+
+def split_ids(study: Study, split: str) -> set[int]:
+    """The admissions of one split (``sample`` counts as the test split it is drawn from)."""
+    import pandas as pd
+
+    study.require("documents")
+    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split"])
+    return set(docs.loc[docs["split"] == ("test" if split == "sample" else split), "hadm_id"].astype(int))
+
+
+def reference_matrix(study: Study, preds: Predictions) -> tuple[np.ndarray, int]:
+    """References of ``preds``' admissions as ``[n, len(codes) + extra]`` booleans, and how many extra columns:
+    reference codes the model has no column for come last (never predicted, never scored)."""
+    hadm_ids = [int(h) for h in preds.hadm_ids]
+    refs = read_references(study, hadm_ids)
+    if not any(refs.get(h) for h in hadm_ids):
+        raise UserError(f"{preds.name}: none of its {len(hadm_ids)} admissions has reference codes in this study; "
+                        "predict on this study's notes")
+    index = {c: i for i, c in enumerate(preds.codes)}
+    extra = sorted({c for h in hadm_ids for c in refs.get(h, []) if c not in index})
+    index.update({c: len(preds.codes) + i for i, c in enumerate(extra)})
+    y_true = np.zeros((len(hadm_ids), len(index)), dtype=bool)
+    for row, h in enumerate(hadm_ids):
+        y_true[row, [index[c] for c in refs.get(h, [])]] = True
+    return y_true, len(extra)

@@ -116,6 +116,26 @@ def read_shortlist(study: Study) -> list[str]:
     return [line.strip() for line in study.shortlist.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def prediction_documents(study: Study, split: str, columns: list[str]) -> pd.DataFrame:
+    """The notes a model predicts on: a split (``test``/``dev``) or the coding sample, in sample order."""
+    if split not in ("test", "dev", "sample"):
+        raise UserError(f"--split {split}: choose test, dev or sample")
+    docs = pd.read_parquet(study.documents, columns=columns)
+    if split == "sample":
+        study.require("sample")
+        wanted = read_sample(study)
+        missing = set(wanted) - set(docs["hadm_id"])
+        if missing:
+            raise UserError(f"{study.sample}: {len(missing)} HADM_IDs are not in documents.parquet "
+                            f"(e.g. {sorted(missing)[:3]}); re-run `bench sample`")
+        docs = docs.set_index("hadm_id").loc[wanted].reset_index()
+    else:
+        docs = docs[docs["split"] == split].reset_index(drop=True)
+    if docs.empty:
+        raise UserError(f"{study.documents}: no admissions in split {split!r}")
+    return docs
+
+
 def read_shortlist_file(path: Path, version: int) -> list[str]:
     """A user's own shortlist (``--shortlist FILE``): one code per line, dotted or not, in ICD ``version``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import numpy as np
 from benchmark import metrics, valid_codes
 from benchmark.errors import UserError
 from benchmark.exports import Annotation, CoderExports, normalise_code
-from benchmark.predictions import Predictions, list_prediction_sets, read_predictions
+from benchmark.predictions import (DEFAULT_THRESHOLD, ModelSource, Predictions, check_against_study,
+                                   list_prediction_sets, read_predictions, with_threshold)
+from benchmark.references import reference_matrix, split_ids
 from benchmark.study import Study
 
 
@@ -73,9 +75,9 @@ def _letters() -> Iterator[str]:
         yield chr(ord("A") + i % 26) + (str(i // 26) if i >= 26 else "")
 
 
-def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[str] = (),
+def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[ModelSource | str] = (),
                   allow_unknown: bool = False) -> list[SystemSets]:
-    """Thresholded model sets on ``admissions``: ``--predictions`` paths/names, else every covering set.
+    """Thresholded model sets on ``admissions``: ``--predictions`` items, else every covering set.
 
     Without ``--predictions``, each run's ``-sample`` set is preferred, else its ``-test`` set; a set that
     does not cover every scored admission is left out (it cannot be compared on the same notes). A .psv
@@ -83,16 +85,16 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
     """
     wanted = set(admissions)
     chosen: list[Predictions] = []
+    code_system = valid_codes.read(study)
     if explicit:
         for item in explicit:
-            path = Path(item)
-            if not path.exists() and (study.predictions_dir / item).exists():
-                path = study.predictions_dir / item
-            preds = read_predictions(path)
+            source = ModelSource(item) if isinstance(item, str) else item
+            preds = load_model(study, source, ("sample", "test"), code_system, allow_unknown)
             missing = wanted - set(int(h) for h in preds.hadm_ids)
             if missing:
-                raise UserError(f"{path}: has no predictions for {len(missing)} of the {len(wanted)} scored admissions "
-                                f"(e.g. {sorted(missing)[:3]}); predict on the sample (`bench predict --split sample`)")
+                raise UserError(f"{source.path}: has no predictions for {len(missing)} of the {len(wanted)} scored "
+                                f"admissions (e.g. {sorted(missing)[:3]}); predict on the sample "
+                                "(`bench predict --split sample`) or the whole test split")
             chosen.append(preds)
     else:
         by_run: dict[str, list[Predictions]] = defaultdict(list)
@@ -105,14 +107,62 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[st
             chosen.append(min(sets, key=lambda p: (rank.get(p.split or p.name.rsplit("-", 1)[-1], 2), p.name)))
     out = []
     order = sorted(wanted)
-    code_system = valid_codes.read(study)
     for preds in chosen:
         sets = _sets_on(preds, order, code_system, allow_unknown)
-        name = f"RAC ({preds.run})" if preds.run else preds.name
-        out.append(SystemSets(name, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
+        out.append(SystemSets(preds.system, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
                               model={"name": preds.name, "run": preds.run, "threshold": preds.threshold,
                                      "threshold_source": preds.threshold_source, "split": preds.split}))
     return out
+
+
+# --- any model's predictions: names, runs and files ------------------------------------------------------
+def resolve_prediction_path(study: Study, item: str, splits: Sequence[str]) -> Path:
+    """A path as given, else a set under study/predictions, else a run's set (the first of ``splits`` it has)."""
+    path = Path(item)
+    if path.exists():
+        return path
+    if (study.predictions_dir / item).exists():
+        return study.predictions_dir / item
+    if (study.runs_dir / item).is_dir():
+        for split in splits:
+            if (study.predictions_dir / f"{item}-{split}").exists():
+                return study.predictions_dir / f"{item}-{split}"
+        raise UserError(f"run {item} has no prediction set for the {' or '.join(splits)} split; run "
+                        f"`bench predict --run {item} --split {splits[-1]}`")
+    raise UserError(f"--predictions {item}: no such file, prediction set (under {study.predictions_dir}) or run")
+
+
+def load_model(study: Study, source: ModelSource | str, splits: Sequence[str], code_system: valid_codes.ValidCodes,
+               allow_unknown: bool = False) -> Predictions:
+    """One ``--predictions`` item, checked against the study when it is a model's file, with its threshold.
+
+    Threshold: tuned on ``--dev-predictions`` (``metrics.tune_threshold``, the rule RAC's runs use), else
+    ``--threshold``, else the set's own (a run's dev-tuned one; 0.5 for a file). A .psv has none.
+    """
+    source = ModelSource(source) if isinstance(source, str) else source
+    path = resolve_prediction_path(study, source.path, splits)
+    split = "test" if "test" in splits else splits[-1]
+    preds = read_predictions(path)
+    if path.is_file():
+        preds = check_against_study(preds, path, code_system, split_ids(study, split), split, allow_unknown)
+    if source.dev_path is not None and source.threshold is not None:
+        raise UserError(f"--predictions {source.path}: give --dev-predictions or --threshold, not both")
+    if source.dev_path is not None:
+        dev_path = resolve_prediction_path(study, source.dev_path, ("dev",))
+        dev = read_predictions(dev_path)
+        if dev_path.is_file():
+            dev = check_against_study(dev, dev_path, code_system, split_ids(study, "dev"), "dev")
+        if dev.probs is None:
+            raise UserError(f"--dev-predictions {dev_path}: a .psv has no scores to tune a threshold on")
+        y_true, _ = reference_matrix(study, dev)
+        padded = np.zeros(y_true.shape, dtype=np.float32)
+        padded[:, : len(dev.codes)] = dev.probs
+        preds = with_threshold(preds, metrics.tune_threshold(y_true, padded)[0], "dev-tuned")
+    elif source.threshold is not None:
+        preds = with_threshold(preds, source.threshold, "given")
+    elif path.is_file() and preds.probs is not None:
+        preds = with_threshold(preds, DEFAULT_THRESHOLD, "default")
+    return replace(preds, label=source.name) if source.name else preds
 
 
 def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: valid_codes.ValidCodes,

@@ -21,6 +21,7 @@ from benchmark import metrics, reported, valid_codes
 from benchmark.agreement import agreement
 from benchmark.conventions import DEFINITIONS, PROFILES, Conventions, label_set_indices
 from benchmark.exports import Annotation, CoderExports
+from benchmark.predictions import ModelSource
 from benchmark.references import Vocabulary, read_references
 from benchmark.sampling import read_shortlist
 from benchmark.study import Study
@@ -246,7 +247,7 @@ def per_document(exports: CoderExports, models: list[SystemSets], refs: dict[int
 
 
 def score(study: Study, exports: CoderExports, conv: Conventions, profile: str | None,
-          prediction_paths: Sequence[str] = (), n_resamples: int = 1000, seed: int = 0,
+          prediction_paths: Sequence[ModelSource | str] = (), n_resamples: int = 1000, seed: int = 0,
           allow_unknown: bool = False) -> dict[str, Any]:
     """Table 1 under the requested conventions and under both profiles, plus the per-document drill-down."""
     admissions = sorted({a.hadm_id for a in exports.annotations})

@@ -10,33 +10,34 @@ tie order (``benchmark.metrics``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark import codesystems, metrics, reported
+from benchmark import codesystems, metrics, reported, valid_codes
 from benchmark.errors import UserError
-from benchmark.predictions import Predictions, list_prediction_sets, read_predictions
-from benchmark.references import read_references
+from benchmark.predictions import ModelSource, Predictions, list_prediction_sets, read_predictions
+from benchmark.references import reference_matrix, split_ids
+from benchmark.systems import load_model
 from benchmark.study import Study
 
 P_AT_K = (5, 8, 15)
 
 
-def evaluate_table2(study: Study, names: Sequence[str] = ()) -> dict[str, Any]:
-    """Ranking and set metrics of model prediction sets on the full test split (the ``table2`` block)."""
-    if names:
-        sets = [read_predictions(Path(n) if Path(n).exists() else study.predictions_dir / n) for n in names]
+def evaluate_table2(study: Study, sources: Sequence[ModelSource | str] = ()) -> dict[str, Any]:
+    """Ranking and set metrics of model prediction sets on the full test split (the ``table2`` block).
+
+    ``sources``: ``--predictions`` items (a run name means that run's ``-test`` set); default every test-split set.
+    """
+    if sources:
+        code_system = valid_codes.read(study)
+        sets = [load_model(study, source, ("test",), code_system) for source in sources]
     else:
         sets = [s for s in map(read_predictions, list_prediction_sets(study.predictions_dir)) if s.split == "test"]
     if not sets:
         raise UserError(f"no test-split prediction set under {study.predictions_dir}; run `bench predict` "
                         "on the test split first, or pass --predictions NAME")
-    import pandas as pd
-
-    test_split = set(pd.read_parquet(study.documents, columns=["hadm_id", "split"]).query("split == 'test'")["hadm_id"]
-                     .astype(int)) if study.documents.exists() else set()
+    test_split = split_ids(study, "test") if study.documents.exists() else set()
     rows = []
     for preds in sets:
         row = table2_row(study, preds)
@@ -55,24 +56,12 @@ def table2_row(study: Study, preds: Predictions) -> dict[str, Any]:
     """One Table 2 row: AUCs, F1s (both macro forms), micro P/R, P@5/8/15 for one prediction set."""
     if preds.probs is None:
         raise UserError(f"{preds.name}: a .psv holds code sets without scores; Table 2 needs probabilities "
-                        "(a prediction directory from `bench predict`)")
-    hadm_ids = [int(h) for h in preds.hadm_ids]
-    refs = read_references(study, hadm_ids)
-    empty = [h for h in hadm_ids if not refs.get(h)]
-    if len(empty) == len(hadm_ids):
-        raise UserError(f"{preds.name}: none of its {len(hadm_ids)} admissions has reference codes in this study; "
-                        "predict on this study's test split")
-    index = {c: i for i, c in enumerate(preds.codes)}
-    extra = sorted({c for h in hadm_ids for c in refs.get(h, []) if c not in index})
-    n, m = len(hadm_ids), len(preds.codes)
-    y_true = np.zeros((n, m + len(extra)), dtype=bool)
-    extra_index = {c: m + i for i, c in enumerate(extra)}
-    for row, h in enumerate(hadm_ids):
-        y_true[row, [index.get(c, extra_index.get(c)) for c in refs.get(h, [])]] = True
+                        "(a prediction directory from `bench predict`, or a model's .feather/.csv/.parquet scores)")
+    y_true, n_extra = reference_matrix(study, preds)
     return table2_metrics(y_true, np.asarray(preds.probs), preds.threshold) | {
-        "system": f"RAC ({preds.run})" if preds.run else preds.name, "name": preds.name, "split": preds.split,
+        "system": preds.system, "name": preds.name, "split": preds.split,
         "threshold": preds.threshold, "threshold_source": preds.threshold_source,
-        "n_reference_codes_outside_model": len(extra), "_hadm_ids": hadm_ids}
+        "n_reference_codes_outside_model": n_extra, "_hadm_ids": [int(h) for h in preds.hadm_ids]}
 
 
 def table2_metrics(y_true: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:

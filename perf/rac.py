@@ -58,22 +58,37 @@ class Seconds(NamedTuple):
         return Seconds(self.wall / n, self.cpu / n)
 
 
+def synchronize() -> None:
+    """Wait for queued GPU work, so that wall time covers it (a no-op on CPU)."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], object]) -> Seconds:
+    synchronize()
     wall, cpu = time.perf_counter(), time.process_time()
     fn()
+    synchronize()
     return Seconds(time.perf_counter() - wall, time.process_time() - cpu)
 
 
-def matmul_peak(repeats: int) -> Seconds:
-    """Best fp32 rates of torch.matmul over the model's matmul shapes (M x K @ K x N), best of ``repeats``.
+def training_flops_per_note(config: RACConfig) -> float:
+    """FLOPs one training note needs: 3 x forward, plus 3 x the title encoder shared by the global batch."""
+    return 3 * flops_per_note(config, config.n_x)["total"] + 3 * title_flops(config) / GLOBAL_BATCH
+
+
+def matmul_peak(repeats: int, device: str = "cpu", dtype: torch.dtype = torch.float32,
+                shapes: list[tuple[int, int, int]] = MATMUL_SHAPES) -> Seconds:
+    """Best rates of torch.matmul over ``shapes`` (M x K @ K x N; default the model's), best of ``repeats``.
 
     Returned as GFLOP per wall second and GFLOP per CPU second (the latter, compared with the model's own
     GFLOP per CPU second, is the ratio that other processes on the machine disturb least).
     """
     wall = cpu = 0.0
-    for m, k, n in MATMUL_SHAPES:
-        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        torch.matmul(a, b, out=out)  # warm-up (allocation, MKL dispatch)
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
+        out = torch.empty(m, n, device=device, dtype=dtype)
+        torch.matmul(a, b, out=out)  # warm-up (allocation, MKL/cuBLAS dispatch)
         for _ in range(repeats):
             s = timed(lambda: torch.matmul(a, b, out=out))
             wall, cpu = max(wall, 2 * m * k * n / s.wall / 1e9), max(cpu, 2 * m * k * n / s.cpu / 1e9)
@@ -97,10 +112,9 @@ def training_parts(model: RAC, optimizer: torch.optim.Optimizer, notes: tuple[to
                    targets: torch.Tensor, title_tokens: torch.Tensor) -> tuple[dict[str, Seconds], torch.Tensor]:
     """Seconds of the parts of one optimizer step, run the way ``rac.train`` runs them, and the step's E_t."""
     model.train()
-    parts = {}
-    wall, cpu = time.perf_counter(), time.process_time()
-    e_t = model.encode_titles(title_tokens)
-    parts["titles_forward"] = Seconds(time.perf_counter() - wall, time.process_time() - cpu)
+    encoded: list[torch.Tensor] = []
+    parts = {"titles_forward": timed(lambda: encoded.append(model.encode_titles(title_tokens)))}
+    e_t = encoded[0]
     e_leaf = e_t.detach().requires_grad_()
 
     def micro_batch() -> None:
@@ -134,7 +148,7 @@ def main() -> None:
     forward = flops_per_note(config, config.n_x)["total"]
     titles_fwd = title_flops(config)
     infer_flops = forward
-    train_flops = 3 * forward + 3 * titles_fwd / GLOBAL_BATCH
+    train_flops = training_flops_per_note(config)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {config}")
     print(f"FLOPs per note: forward {forward / 1e9:.1f} G (inference), training {train_flops / 1e9:.1f} G "
           f"(3 x forward + 3 x {titles_fwd / 1e9:.0f} G titles / {GLOBAL_BATCH})")

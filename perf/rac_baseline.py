@@ -2,16 +2,14 @@
 
     .venv/bin/python perf/rac_baseline.py --study study --run demo [--min-train-notes 5]
 
-The baseline is the usual one of the field (e.g. Mullenbach et al. 2018's "LR" row): TF-IDF over the
-study's ``tokens`` (sublinear tf, min_df 2, at most 50,000 terms, fitted on the train split), then one-vs-rest
-logistic regression (liblinear, C = 10), one classifier per code with at least ``--min-train-notes`` training
-notes; rarer codes get probability 0. That keeps the fit to minutes (a classifier per code seen in training,
+The baseline is the usual one of the field (e.g. Mullenbach et al. 2018's "LR" row), fitted by the toolkit's
+own model (``rac.tfidf_lr``, ``bench train --model tfidf-lr``) with this script's settings: TF-IDF over the
+study's ``tokens`` (sublinear tf, min_df 2, no max_df, at most 50,000 terms, fitted on the train split), then one
+logistic regression per code (liblinear, C = 10) with at least ``--min-train-notes`` training notes; rarer
+codes score 0. That keeps the fit to minutes (a classifier per code seen in training,
 ~3,800 on the demo corpus, takes ~25 minutes) at little cost: codes seen fewer than 5 times hardly reach a top 8.
-
-The label matrix handed to scikit-learn is int64 on purpose: with an int8 indicator matrix of more than 127
-columns, ``OneVsRestClassifier`` (scikit-learn 1.9.1) returns probabilities that do not belong to their columns
-(measured: the per-column fits differ by up to 0.97, and dev P@8 drops from 0.48 to 0.05). That was the
-"collapse" recorded in perf/RESULTS.md before.
+(``rac/tfidf_lr.py`` explains why the labels are int64: ``OneVsRestClassifier`` with an int8 indicator matrix
+of more than 127 columns mis-assigned probabilities, the "collapse" recorded in perf/RESULTS.md before.)
 
 It runs twice: on the first ``n_x`` tokens, which is exactly what the RAC run reads (the comparison is then
 about the model), and on the whole note (what a bag of words can use when it need not truncate). Both, and
@@ -36,39 +34,23 @@ if __name__ == "__main__":  # run as a script: import the repository's packages,
 
 
 def tfidf_logreg_dev_probs(study_root: Path, n_x: int | None, min_train_notes: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dev probabilities [n_dev, n_codes] of TF-IDF + one-vs-rest logistic regression fitted on train.
+    """Dev probabilities [n_dev, n_codes] of TF-IDF + logistic regression fitted on train, and the dev labels.
 
     ``n_x``: read only the first n_x tokens of each note (None: the whole note).
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.multiclass import OneVsRestClassifier
-
     from benchmark.study import Study
+    from rac.tfidf_lr import LRConfig, TfidfLR, reference_labels
 
     study = Study(study_root)
     docs = pd.read_parquet(study.documents, columns=["hadm_id", "split", "tokens"])
-    refs = pd.read_parquet(study.references, columns=["hadm_id", "code"])
     codes = pd.read_parquet(study.codes, columns=["code"])["code"].tolist()
-    index = {c: i for i, c in enumerate(codes)}
-    by_hadm = refs.groupby("hadm_id")["code"].agg(list).to_dict()
-    labels = {h: np.array(sorted({index[c] for c in by_hadm.get(h, []) if c in index}), dtype=np.int64)
-              for h in docs["hadm_id"]}
     text = docs["tokens"] if n_x is None else docs["tokens"].map(lambda t: " ".join(t.split()[:n_x]))
     train, dev = (docs["split"] == "train").to_numpy(), (docs["split"] == "dev").to_numpy()
-    vectorizer = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True, min_df=2, max_features=50000)
-    x_train, x_dev = vectorizer.fit_transform(text[train]), vectorizer.transform(text[dev])
-    # Canonical (sorted) indices now: the worker processes get a read-only copy and cannot sort it in place.
-    x_train.sum_duplicates()
-    y = np.zeros((int(train.sum()), len(codes)), dtype=np.int64)  # not int8: see the module docstring
-    for row, h in enumerate(docs.loc[train, "hadm_id"]):
-        y[row, labels[h]] = 1
-    fitted = np.flatnonzero(y.sum(0) >= min_train_notes)
-    clf = OneVsRestClassifier(LogisticRegression(C=10.0, solver="liblinear"), n_jobs=2)
-    clf.fit(x_train, y[:, fitted])
-    probs = np.zeros((x_dev.shape[0], len(codes)), dtype=np.float32)
-    probs[:, fitted] = clf.predict_proba(x_dev)
-    return probs, [labels[h] for h in docs.loc[dev, "hadm_id"]]
+    cfg = LRConfig(max_features=50000, max_df=1.0, min_train_notes=min_train_notes)
+    model = TfidfLR.fit(text[train], reference_labels(study, docs.loc[train, "hadm_id"].to_numpy(), codes), cfg)
+    y_dev = reference_labels(study, docs.loc[dev, "hadm_id"].to_numpy(), codes).tocsr()
+    labels = [y_dev.indices[y_dev.indptr[i] : y_dev.indptr[i + 1]] for i in range(y_dev.shape[0])]
+    return model.predict_proba(text[dev]), labels
 
 
 def main() -> None:

@@ -84,27 +84,13 @@ def cached_titles(model, weights: Path, title_ids: torch.Tensor, device: torch.d
 
 def predict(study: Study, run: str, split: str = "test", choice: str = "auto", batch_size: int = 0) -> Path:
     """Write ``study/predictions/<run>-<split>/`` (probabilities, sets, evidence, .psv); return the directory."""
-    from benchmark.sampling import read_sample
+    from benchmark.sampling import prediction_documents
 
-    if split not in ("test", "dev", "sample"):
-        raise UserError(f"--split {split}: choose test, dev or sample")
     summary, weights, threshold, model_name = load_run(study, run, choice)
     cfg = from_dict(summary["config"])
     data = load_data(study, study.runs_dir / run, cfg, splits=())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    docs = pd.read_parquet(study.documents, columns=DOC_COLUMNS)
-    if split == "sample":
-        study.require("sample")
-        wanted = read_sample(study)
-        missing = set(wanted) - set(docs["hadm_id"])
-        if missing:
-            raise UserError(f"{study.sample}: {len(missing)} HADM_IDs are not in documents.parquet "
-                            f"(e.g. {sorted(missing)[:3]}); re-run `bench sample`")
-        docs = docs.set_index("hadm_id").loc[wanted].reset_index()
-    else:
-        docs = docs[docs["split"] == split].reset_index(drop=True)
-    if docs.empty:
-        raise UserError(f"{study.documents}: no admissions in split {split!r}")
+    docs = prediction_documents(study, split, DOC_COLUMNS)
     notes = data.encode(docs)
     model = build_model(cfg, data, device)
     load_weights(model, torch.load(weights, map_location=device)["model"], weights)

@@ -38,10 +38,12 @@ def test_demo_produces_scores_for_simulated_coders_and_the_model(demo_study) -> 
     # Two simulated coder accounts plus the pooled row, every one of them labelled simulated.
     assert len(humans) == 3 and all(row["simulated"] for row in humans)
     assert all("imulated" in row["system"] for row in humans)
-    assert len(models) == 1 and models[0]["simulated"] is False
+    assert sorted(row["system"] for row in models) == ["RAC (demo-small)", "TF-IDF + LR (demo-lr)"]
+    assert not any(row["simulated"] for row in models)
     # Humans and the model are scored on the same admissions: the 24 sampled notes the coders completed.
     assert {row["n_documents"] for row in (models[0], rows[humans[0]["system"]])} == {24}
     assert scores["table1"]["agreement"]["n_overlap_tasks"] >= 2
+    assert {row["system"] for row in scores["table2"]["rows"]} == {"RAC (demo-small)", "TF-IDF + LR (demo-lr)"}
     assert scores["table2"]["rows"][0]["n_documents"] == sum(
         1 for _ in (study_dir / "synthetic-corpus" / "test_full_hadm_ids.csv").open())
     assert scores["data_source"] == "synthetic"

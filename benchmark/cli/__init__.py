@@ -27,7 +27,8 @@ _COMMAND_MODULES = (
 )
 
 _DESCRIPTION = """\
-Measure human medical coders and the RAC model on the same MIMIC-III discharge summaries, scored the same way.
+Measure human medical coders and machine models (RAC, TF-IDF + logistic regression, or any model's
+predictions) on the same MIMIC-III discharge summaries, scored the same way.
 
 Every command works on a study directory: --study DIR, else $BENCH_STUDY, else ./study.
 Typical order: demo-data (or your MIMIC files) -> prepare -> sample -> setup-labelstudio -> pull

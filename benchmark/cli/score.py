@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 from benchmark.cli.common import add_parser, study_of
+from benchmark.predictions import ModelSource
+
+_MODELS_DETAILS = """
+Any model's predictions: --predictions ITEM, repeatable; ITEM is a run name (its -sample/-test set), a set
+under study/predictions/, a prediction directory, or a model's file:
+  .psv               CAML's "hadm_id|code|code..." (code sets, no scores)
+  .feather           Edin et al.'s predictions_<split>.feather: a logit column per code, _id, target
+  .csv / .parquet    a long table with columns hadm_id, code, score (a probability; absent pairs score 0)
+Options after an ITEM apply to it: --name NAME (its row name), --dev-predictions FILE (the same model's dev
+scores: the threshold is tuned on them as for RAC, maximising dev micro-F1), or --threshold T. Without
+either, a file's scores are thresholded at 0.5 and a run's set keeps its dev-tuned threshold. Files must hold
+admissions of the test split (dev for --dev-predictions) and catalogue codes (dotted or not), no NaN."""
 
 _SCORE_DETAILS = """\
 Reads Label Studio exports (full JSON from `bench pull` or the UI, JSON_MIN or CSV; several --coders files
 are merged), archives each raw file under study/exports/ before parsing, and scores every coder, the pooled
 human coders and each model on exactly the admissions the coders completed. Models: the thresholded
 predictions under study/predictions/ that cover those admissions (a run's -sample set, else its -test set),
-or --predictions PATH (a prediction directory or a CAML .psv file "hadm_id|code|code...").
+or --predictions ITEM (see "Any model's predictions" below).
 
 Conventions are printed beside the table and stored beside every number in scores.json:
   --profile paper      label set = coding shortlist, 0/0 -> 0, macro-F1 = harmonic (CAML's evaluation.py)
@@ -28,7 +41,6 @@ code_system.parquet. A valid code that no reference has is a wrong answer: a fal
 macro under --label-set union), counted and listed beside Table 1. A string that is not a code of the code
 system stops the score with the tasks listed, unless --allow-unknown.
 
-
 Exports from a project that `bench setup-labelstudio` did not make (another site built its own):
   - codes are read from the control named `codes`; if an export holds its Choices/Taxonomy results under
     another name (<Choices name="icd9">), the score stops and names it: pass --control icd9 (repeat it for
@@ -38,22 +50,23 @@ Exports from a project that `bench setup-labelstudio` did not make (another site
     another site's export in a study without projects, where every annotator is a coder, named by e-mail
     or "user <id>", or by --coder-map FILE.
   - in a study with projects, an annotation by anyone but the coder the project was made for is an
-    "unassigned annotator": counted, listed, and not scored unless --include-unassigned."""
+    "unassigned annotator": counted, listed, and not scored unless --include-unassigned.
+""" + _MODELS_DETAILS
 
 _EVALUATE_DETAILS = """\
 Scores model prediction sets on the full test split: macro-AUC (codes with at least one positive),
 micro-AUC, macro-F1 (mean of per-code F1, and CAML's harmonic form), micro F1/P/R, and P@5/8/15 with ties
 counted as expected hits under a random tie order. Prints every row of the paper's Table 2 (Kim &
 Ganapathi 2021, "reported, not reproduced"; its macro-F1 is CAML's harmonic form) beneath the study's runs
-and writes table2 into scores.json, keeping table1."""
+and writes table2 into scores.json, keeping table1.
+""" + _MODELS_DETAILS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_parser(subparsers, "score", "Table 1: score coder exports and models on the same admissions.", _SCORE_DETAILS)
     p.add_argument("--coders", metavar="FILE", action="append", required=True,
                    help="a Label Studio export (JSON, JSON_MIN or CSV); repeat to merge several")
-    p.add_argument("--predictions", metavar="PATH", action="append", default=[],
-                   help="a prediction directory (or name under study/predictions) or a CAML .psv; repeatable")
+    add_model_options(p)
     p.add_argument("--profile", choices=("paper", "corrected"), default=None,
                    help="named conventions (default: corrected); both profiles are always stored")
     p.add_argument("--label-set", choices=("shortlist", "all", "reference", "union"), default=None,
@@ -78,9 +91,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_score)
 
     e = add_parser(subparsers, "evaluate", "Table 2: a model's ranking metrics on the full test split.", _EVALUATE_DETAILS)
-    e.add_argument("--predictions", metavar="NAME", action="append", default=[],
-                   help="a prediction set (name under study/predictions or a path); default: every test-split set")
+    add_model_options(e, "default: every test-split set")
     e.set_defaults(func=_evaluate)
+
+
+class _NewSource(argparse.Action):
+    """--predictions ITEM: start a new model source."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), ModelSource(values)])
+
+
+class _SourceOption(argparse.Action):
+    """--name/--dev-predictions/--threshold: set on the --predictions item given just before."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        sources = list(getattr(namespace, "predictions") or [])
+        if not sources:
+            parser.error(f"{option_string} applies to the --predictions ITEM before it; give --predictions first")
+        if getattr(sources[-1], self.dest) is not None:
+            parser.error(f"{option_string} given twice for --predictions {sources[-1].path}")
+        sources[-1] = replace(sources[-1], **{self.dest: values})
+        namespace.predictions = sources
+
+
+def add_model_options(parser: argparse.ArgumentParser,
+                      default: str = "default: the sets covering the scored notes") -> None:
+    """--predictions ITEM (repeatable) and the options that follow it, shared by score and evaluate."""
+    parser.add_argument("--predictions", metavar="ITEM", action=_NewSource, default=[],
+                        help="a run, prediction set or model's file (.psv, .feather, .csv, .parquet); "
+                             f"repeatable; {default}")
+    parser.add_argument("--name", metavar="NAME", action=_SourceOption, help="row name of the --predictions before it")
+    parser.add_argument("--dev-predictions", dest="dev_path", metavar="FILE", action=_SourceOption,
+                        help="the same model's dev-split scores: tune its threshold on dev micro-F1")
+    parser.add_argument("--threshold", metavar="T", type=float, action=_SourceOption,
+                        help="threshold of the --predictions before it (default: tuned on dev, else 0.5)")
 
 
 def _score(args: argparse.Namespace) -> int:
