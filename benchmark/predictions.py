@@ -248,9 +248,10 @@ def _ids(path: Path, column, name: str) -> np.ndarray:
 
 
 def check_against_study(preds: Predictions, path: Path, code_system: ValidCodes, split_ids: set[int],
-                        split: str, allow_unknown: bool = False) -> Predictions:
+                        split: str, allow_unknown: bool | None = None) -> Predictions:
     """``preds`` with codes in the code system's dotted form; refuses ids outside ``split`` and strings that are
-    not codes of the study's code system (unless ``allow_unknown``: then they stay, to be scored as wrong).
+    not codes of the study's code system (``allow_unknown``: True keeps them, to be scored as wrong; None means
+    the command has no ``--allow-unknown``, so the error does not offer it).
 
     Undotted codes (MIMIC's own form, CAML's files) are read as coder codes are (``normalise_code``).
     """
@@ -264,8 +265,11 @@ def check_against_study(preds: Predictions, path: Path, code_system: ValidCodes,
     dotted = {code: normalise_code(code, code_system) for code in raw}
     unknown = sorted(code for code, norm in dotted.items() if norm not in code_system)
     if unknown and not allow_unknown:
-        raise code_system.unknown_error(unknown, "map them to codes of the code system or drop them",
-                                        where=f"{path}: ")
+        listed = unknown if preds.probs is not None else [  # code sets: name the admissions, as for coders
+            f"hadm_id {h}: {', '.join(sorted({c for c in s if dotted[c] not in code_system}))}"
+            for h, s in preds.sets.items() if any(dotted[c] not in code_system for c in s)]
+        raise code_system.unknown_error(listed, "map them to codes of the code system or drop them",
+                                        where=f"{path}: ", offer_flag=allow_unknown is not None)
     if preds.probs is None:
         return replace(preds, sets={h: sorted({dotted[c] for c in s}) for h, s in preds.sets.items()})
     codes = [dotted[c] for c in preds.codes]

@@ -108,7 +108,7 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[Mo
     out = []
     order = sorted(wanted)
     for preds in chosen:
-        sets = _sets_on(preds, order, code_system, allow_unknown)
+        sets = _sets_on(preds, order, code_system)
         out.append(SystemSets(preds.system, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
                               model={"name": preds.name, "run": preds.run, "threshold": preds.threshold,
                                      "threshold_source": preds.threshold_source, "split": preds.split}))
@@ -133,11 +133,12 @@ def resolve_prediction_path(study: Study, item: str, splits: Sequence[str]) -> P
 
 
 def load_model(study: Study, source: ModelSource | str, splits: Sequence[str], code_system: valid_codes.ValidCodes,
-               allow_unknown: bool = False) -> Predictions:
+               allow_unknown: bool | None = None) -> Predictions:
     """One ``--predictions`` item, checked against the study when it is a model's file, with its threshold.
 
     Threshold: tuned on ``--dev-predictions`` (``metrics.tune_threshold``, the rule RAC's runs use), else
     ``--threshold``, else the set's own (a run's dev-tuned one; 0.5 for a file). A .psv has none.
+    ``allow_unknown`` as in ``check_against_study`` (None: the command has no ``--allow-unknown``).
     """
     source = ModelSource(source) if isinstance(source, str) else source
     path = resolve_prediction_path(study, source.path, splits)
@@ -165,18 +166,12 @@ def load_model(study: Study, source: ModelSource | str, splits: Sequence[str], c
     return replace(preds, label=source.name) if source.name else preds
 
 
-def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: valid_codes.ValidCodes,
-             allow_unknown: bool) -> dict[int, list[str]]:
+def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: valid_codes.ValidCodes) -> dict[int, list[str]]:
     """Thresholded sets for the requested admissions only (probabilities thresholded on those rows).
 
-    A .psv may hold undotted codes (CAML's own files do): they are normalised and checked as coder codes are."""
+    A .psv's codes were normalised and checked against the code system when it was read (``load_model``)."""
     if preds.probs is None:
-        sets = {h: sorted({normalise_code(c, code_system) for c in preds.sets[h]}) for h in hadm_ids}
-        bad = {h: [c for c in sets[h] if c not in code_system] for h in hadm_ids}
-        unknown = [f"hadm_id {h}: {', '.join(codes)}" for h, codes in bad.items() if codes]
-        if unknown and not allow_unknown:
-            raise code_system.unknown_error(unknown, "fix the file", where=f"{preds.name}.psv: ")
-        return sets
+        return {h: sorted({normalise_code(c, code_system) for c in preds.sets[h]}) for h in hadm_ids}
     row_of = {int(h): i for i, h in enumerate(preds.hadm_ids)}
     rows = np.array([row_of[h] for h in hadm_ids], dtype=np.int64)
     above = metrics.threshold_scores(np.asarray(preds.probs[rows]), preds.threshold)

@@ -68,12 +68,14 @@ class ValidCodes:
     def __contains__(self, code: object) -> bool:
         return code in self.codes
 
-    def unknown_error(self, listed: list[str], fix: str, where: str = "") -> UserError:
-        """The one-line error for strings that are not codes of the code system (the first five places listed)."""
+    def unknown_error(self, listed: list[str], fix: str, where: str = "", offer_flag: bool = True) -> UserError:
+        """The one-line error for strings that are not codes of the code system (the first five places listed);
+        ``offer_flag`` names ``--allow-unknown`` where the command has it."""
         more = f" (and {len(listed) - 5} more)" if len(listed) > 5 else ""
+        flag = ", or pass --allow-unknown to score them as wrong codes" if offer_flag else ""
         return UserError(f"{where}codes not in the code system ({len(self.codes):,} valid "
                          f"{codesystems.study_label(self.version)} codes: D_ICD tables and {_RELEASES[self.version]}): "
-                         f"{'; '.join(listed[:5])}{more}; {fix}, or pass --allow-unknown to score them as wrong codes")
+                         f"{'; '.join(listed[:5])}{more}; {fix}{flag}")
 
 
 def read(study: Study) -> ValidCodes:

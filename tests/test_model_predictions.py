@@ -167,7 +167,7 @@ def _bad_files(study, refs, tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "missing score": ([*p, str(no_score)], "missing column(s) score"),
         "empty score": ([*p, str(empty_score)], "not a probability"),
         "ids outside the split": ([*p, str(outside)], "not in this study's test split"),
-        "code outside the catalogue": ([*p, str(unknown)], "not in this study's code catalogue"),
+        "code outside the code system": ([*p, str(unknown)], "codes not in the code system"),
         "logits in a long table": ([*p, str(logits)], "apply a sigmoid"),
         "unknown suffix": ([*p, str(tmp_path / "x.txt")], "unknown prediction format"),
         "dev file from the test split": ([*p, str(feather), "--dev-predictions", str(feather)], "not in this study's dev split"),
