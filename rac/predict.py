@@ -116,7 +116,8 @@ def predict(study: Study, run: str, split: str = "test", choice: str = "auto", b
                 }
             bar.update(len(chunk))
     preds = Predictions(name=f"{run}-{split}", hadm_ids=notes.hadm_ids, codes=list(data.codes), probs=probs,
-                        threshold=threshold, threshold_source="dev-tuned", run=run, split=split)
+                        threshold=threshold, threshold_source="dev-tuned", run=run, split=split,
+                        model=cfg.system_name)  # "RAC", or the ablation's Table 2 row ("RAC - SWA")
     out = write_predictions(study.predictions_dir / preds.name, preds, evidence)
     print(f"wrote {out} ({len(notes)} notes x {len(data.codes)} codes; model {model_name}, "
           f"dev-tuned threshold {threshold:.3f})")

@@ -69,6 +69,7 @@ def test_without_code_titles(study: Study) -> None:
     assert not torch.equal(trained["coder.queries"], start.coder.queries.detach())
     preds = read_predictions(predict(study, "no-titles", "test"))
     assert preds.probs.shape == (int((pd.read_parquet(study.documents)["split"] == "test").sum()), len(data.codes))
+    assert preds.system == "RAC - CodeTitles (no-titles)"  # the row is named after the paper's Table 2 ablation
 
 
 def test_all_three_through_the_module_command_line(study: Study) -> None:
