@@ -152,10 +152,6 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
     "seed", "label_space", "splits": {split: count}, "rows": {file: rows}, "codes_used": {"dx": n,
     "px": n}, "omitted_from_d_icd": [codes]}``.
     """
-    import pyarrow as pa
-    import pyarrow.feather as feather
-    from tqdm import tqdm
-
     if admissions < 20:
         raise ValueError(f"admissions must be at least 20 (got {admissions}); the splits need a few of each")
     out_dir = Path(out_dir)
@@ -171,8 +167,30 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
     split = _edin_splits(rng, plan, version)
     notes = _Notes(draws, rng, spaces[10], probs[10]["dx"], pool_size=min(20_000, 2_000 + admissions // 2))
     omitted = {spaces[10]["dx"][i].code for i in (25, 40, 55)} | {spaces[10]["px"][i].code for i in (12, 20)}
-    used: dict[str, set[str]] = {"dx": set(), "px": set()}
+    row_counts, used = _write_admissions(out_dir, rng, draws, plan, version, split, spaces, probs, notes,
+                                         compresslevel, progress)
+    row_counts.update(_write_d_icd(out_dir, omitted, compresslevel))
+    _write_split_file(out_dir, plan, split)
+    space_size = sum(len(c) for c in spaces[10].values())
+    atomic_write_text(out_dir / SYNTHETIC_MARKER, _MARKER_TEXT.format(admissions=admissions, seed=seed,
+                                                                      space=space_size))
+    return {
+        "admissions": admissions, "seed": seed, "label_space": space_size,
+        "splits": {name: int((split == name).sum()) for name in ("train", "val", "test")},
+        "rows": row_counts, "codes_used": {kind: len(codes) for kind, codes in used.items()},
+        "omitted_from_d_icd": sorted(omitted & (used["dx"] | used["px"])),
+    }
 
+
+def _write_admissions(out_dir: Path, rng: np.random.Generator, draws: _Draws, plan: _Plan, version: np.ndarray,
+                      split: np.ndarray, spaces: dict, probs: dict, notes: _Notes, compresslevel: int,
+                      progress: bool) -> tuple[dict[str, int], dict[str, set[str]]]:
+    """note/discharge, hosp/diagnoses_icd and hosp/procedures_icd, one admission at a time; returns the rows
+    written per file and the ICD-10 codes used per kind."""
+    from tqdm import tqdm
+
+    admissions = len(version)
+    used: dict[str, set[str]] = {"dx": set(), "px": set()}
     files = {"notes": ("note/discharge.csv.gz", DISCHARGE_COLUMNS),
              "dx": ("hosp/diagnoses_icd.csv.gz", DIAGNOSES_COLUMNS),
              "px": ("hosp/procedures_icd.csv.gz", PROCEDURES_COLUMNS)}
@@ -207,8 +225,12 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
                     writer.flush()
         for writer in writers.values():
             writer.flush()
+    return {files[key][0]: writer.rows for key, writer in writers.items()}, used
 
-    row_counts = {files[key][0]: writer.rows for key, writer in writers.items()}
+
+def _write_d_icd(out_dir: Path, omitted: set[str], compresslevel: int) -> dict[str, int]:
+    """hosp/d_icd_diagnoses and hosp/d_icd_procedures: ICD-9 and ICD-10 long titles, less ``omitted``."""
+    row_counts = {}
     for kind, file_name in (("dx", "hosp/d_icd_diagnoses.csv.gz"), ("px", "hosp/d_icd_procedures.csv.gz")):
         with ExitStack() as stack:
             writer = _Writer(stack, out_dir / file_name, TITLE_COLUMNS, compresslevel)
@@ -219,6 +241,13 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
                     writer.write(f"{undotted(code)},{v},{_q(title)}\n")
             writer.flush()
         row_counts[file_name] = writer.rows
+    return row_counts
+
+
+def _write_split_file(out_dir: Path, plan: _Plan, split: np.ndarray) -> None:
+    """Edin et al.'s split file: ``_id`` (hadm_id) and ``split`` (train/val/test), sorted by hadm_id."""
+    import pyarrow as pa
+    import pyarrow.feather as feather
 
     listed = np.flatnonzero(split != "")
     order = listed[np.argsort(plan.hadm_ids[listed], kind="stable")]
@@ -226,15 +255,6 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
                       "split": pa.array(split[order].tolist(), pa.string())})
     with atomic_path(out_dir / SPLIT_FILE) as tmp:
         feather.write_feather(table, tmp, compression="uncompressed")
-    space_size = sum(len(c) for c in spaces[10].values())
-    atomic_write_text(out_dir / SYNTHETIC_MARKER, _MARKER_TEXT.format(admissions=admissions, seed=seed,
-                                                                      space=space_size))
-    return {
-        "admissions": admissions, "seed": seed, "label_space": space_size,
-        "splits": {name: int((split == name).sum()) for name in ("train", "val", "test")},
-        "rows": row_counts, "codes_used": {kind: len(codes) for kind, codes in used.items()},
-        "omitted_from_d_icd": sorted(omitted & (used["dx"] | used["px"])),
-    }
 
 
 def _write_discharge(writer: _Writer, notes: _Notes, draws: _Draws, a: int, plan: _Plan, codes: list[_Code],
