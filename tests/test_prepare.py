@@ -201,9 +201,10 @@ def test_parallel_text_layers_write_the_same_bytes(tiny_corpus: Path, tiny_study
                                                    monkeypatch: pytest.MonkeyPatch):
     """Large corpora split sentences and tokens on a process pool; the output must not change."""
     import benchmark.prepare as prepare_module
+    import benchmark.study_files as study_files_module
 
     monkeypatch.setattr(prepare_module, "PARALLEL_MIN_NOTES", 2)
-    monkeypatch.setattr(prepare_module, "ROW_GROUP", 2)  # several row groups, too
+    monkeypatch.setattr(study_files_module, "ROW_GROUP", 2)  # several row groups, too
     study = Study(tmp_path / "parallel")
     prepare(study, tiny_corpus, tiny_corpus, progress=False)
     assert pd.read_parquet(study.documents).equals(pd.read_parquet(tiny_study.documents))
