@@ -13,7 +13,6 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.mdace import TYPES, read_spans
-from benchmark.prepare import prepare
 from benchmark.study import Study
 from tests.fixtures_study import TINY_SUMMARY
 
@@ -55,13 +54,6 @@ def write_mdace(root: Path, charts: dict[int, dict] = CHARTS, version: str = "IC
     for hadm_id, chart in charts.items():
         (folder / f"{hadm_id}-{version}.json").write_text(json.dumps(chart))
     return root
-
-
-@pytest.fixture
-def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
-    study = Study(tmp_path / "study")
-    prepare(study, tiny_corpus, tiny_corpus, progress=False)
-    return study
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -34,13 +34,6 @@ CODE_SYSTEM = pa.schema([("code", pa.string()), ("system", pa.string()), ("short
                          ("long_title", pa.string()), ("source", pa.string())])
 
 
-@pytest.fixture
-def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
-    study = Study(tmp_path / "study")
-    prepare(study, tiny_corpus, tiny_corpus, progress=False)
-    return study
-
-
 def test_schemas_are_the_contract(tiny_study: Study):
     for path, schema in ((tiny_study.documents, DOCUMENTS), (tiny_study.references, REFERENCES),
                          (tiny_study.codes, CODES), (tiny_study.code_system, CODE_SYSTEM)):

@@ -9,15 +9,7 @@ import pytest
 
 from benchmark import study_files
 from benchmark.io import sha256_file
-from benchmark.prepare import prepare
 from benchmark.study import Study
-
-
-@pytest.fixture
-def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
-    study = Study(tmp_path / "study")
-    prepare(study, tiny_corpus, tiny_corpus, progress=False)
-    return study
 
 
 def test_read_documents_by_split_and_by_admission(tiny_study: Study):
