@@ -59,7 +59,7 @@ from annotation.accounts import Coder
 from annotation.client import Connection
 from annotation.config import items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
-from benchmark import codesystems
+from benchmark import codesystems, study_files
 from benchmark import study as study_mod
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
@@ -151,7 +151,7 @@ def save_state(data_dir: Path, state: dict[str, Any]) -> None:
 # --- study inputs ----------------------------------------------------------------------------------
 def task_data(study: Study, sample: list[int]) -> list[dict[str, Any]]:
     """The task payloads in sample order: text, hadm_id and sample index, nothing else."""
-    docs = pd.read_parquet(study.documents, columns=["hadm_id", "text"], filters=[("hadm_id", "in", sample)])
+    docs = study_files.read_documents(study, ["hadm_id", "text"], hadm_ids=sample)
     text = dict(zip(docs["hadm_id"].astype(int), docs["text"]))
     missing = [h for h in sample if h not in text]
     if missing:
@@ -201,7 +201,7 @@ def setup_projects(
     study.require("documents", "codes", "sample", "shortlist")
     data_dir = study.labelstudio_dir
     sample, shortlist = read_sample(study), read_shortlist(study)
-    catalogue = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title", "category", "chapter"])
+    catalogue = study_files.read_catalogue(study, ["code", "short_title", "long_title", "category", "chapter"])
     version = codesystems.study_version(study)
     label = codesystems.study_label(version)
     config = labeling_config(shortlist, catalogue, ui, codes_label=label)

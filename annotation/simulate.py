@@ -69,11 +69,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from annotation.accounts import Coder, coder_token, read_coders, set_passwords
 from annotation.client import Connection
 from annotation.projects import codes_result, load_state
+from benchmark import study_files
 from benchmark.errors import UserError
 from benchmark.reported import table1_rows
 from benchmark.references import read_references
@@ -104,7 +104,7 @@ class Vocabulary:
     @classmethod
     def from_study(cls, study: Study) -> Vocabulary:
         shortlist = read_shortlist(study)
-        cat = pd.read_parquet(study.codes, columns=["code", "system", "category", "train_count"])
+        cat = study_files.read_catalogue(study, ["code", "system", "category", "train_count"])
         category = dict(zip(cat["code"], cat["category"].astype(str)))
         siblings: dict[str, list[str]] = defaultdict(list)
         for code in shortlist:
@@ -286,7 +286,7 @@ def simulate_coders(study: Study, conn: Connection, seed: int = 0, workers: int 
     models = draw_coders([c.email for c in coders], behaviour, seed)
     state = load_state(study.labelstudio_dir)
     vocab = Vocabulary.from_study(study)
-    catalogue = pd.read_parquet(study.codes, columns=["code", "category", "chapter"])
+    catalogue = study_files.read_catalogue(study, ["code", "category", "chapter"])
 
     passwords = {c.email: secrets.token_urlsafe(16) for c in coders}
     set_passwords(conn.local_dir, passwords)

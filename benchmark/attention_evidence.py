@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from benchmark import study_files
 from benchmark.errors import UserError
 from benchmark.evidence import MEASURES, Span, evidence_scores
-from benchmark.mdace import charts_path, read_spans
+from benchmark.mdace import read_spans
 from benchmark.predictions import list_prediction_sets, read_predictions
 from benchmark.table1 import FREQUENCY_BUCKETS
 from benchmark.study import Study
@@ -89,14 +89,14 @@ def _random_windows(rng: np.random.Generator, starts: np.ndarray, ends: np.ndarr
 def score_evidence(study: Study, names: Sequence[str] = (), types: str = "all", seed: int = 0) -> dict[str, Any]:
     """The ``evidence`` block of scores.json: one row per prediction set with evidence."""
     gold_spans = read_spans(study, types)
-    charts = pd.read_parquet(charts_path(study))
+    charts = study_files.read_mdace_charts(study)
     test_charts = set(charts.loc[charts["status"] == "test", "hadm_id"].astype(int))
     placed = gold_spans[gold_spans["scored"] & gold_spans["doc_begin"].notna()]
     gold: dict[int, list[Span]] = {int(h): [] for h in test_charts}
     for h, b, e, c in placed[["hadm_id", "doc_begin", "doc_end", "code"]].itertuples(index=False):
         if int(h) in gold:
             gold[int(h)].append((int(b), int(e), str(c)))
-    catalogue = pd.read_parquet(study.codes, columns=["code", "train_count"])
+    catalogue = study_files.read_catalogue(study, ["code", "train_count"])
     train_count = dict(zip(catalogue["code"], catalogue["train_count"].astype(int)))
     rows = []
     for path in _chosen_sets(study, names):
@@ -106,7 +106,7 @@ def score_evidence(study: Study, names: Sequence[str] = (), types: str = "all", 
         if not hadm_ids:
             raise UserError(f"{path}: covers none of the {len(test_charts)} MDACE test-split charts; "
                             "predict on the test split (`bench predict --split test`)")
-        docs = pd.read_parquet(study.documents, columns=["hadm_id", "text"], filters=[("hadm_id", "in", hadm_ids)])
+        docs = study_files.read_documents(study, ["hadm_id", "text"], hadm_ids=hadm_ids)
         text = dict(zip(docs["hadm_id"].astype(int), docs["text"]))
         rng = np.random.default_rng(seed)
         charts_all, charts_correct, random_all, random_correct = [], [], [], []

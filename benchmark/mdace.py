@@ -30,7 +30,8 @@ How a chart becomes study data:
 Bad input (not JSON, a missing field, a negative offset, an unknown ``type`` or ``code_system``, a note that
 belongs to another admission) is a ``UserError`` naming the file. Every file read is archived into the study
 (one zip per import, ``Study.archive_export``) before it is parsed. Outputs: ``mdace_spans.parquet`` (one
-row per annotation) and ``mdace_charts.parquet`` (one row per chart), owned by this module.
+row per annotation) and ``mdace_charts.parquet`` (one row per chart), made by this module and written and
+read through ``benchmark.study_files``.
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark import icd, valid_codes
+from benchmark import icd, study_files, valid_codes
 from benchmark.errors import UserError
-from benchmark.io import atomic_path, sha256_bytes
+from benchmark.io import sha256_bytes
 from benchmark.mimic import DISCHARGE_SUMMARY
 from benchmark.study import Study, fingerprint
+from benchmark.study_files import MDACE_CHARTS_SCHEMA, MDACE_SPANS_SCHEMA
 
 VERSIONS = ("ICD-9", "ICD-10")
 # The code systems of each folder, and the study system ("dx"/"px") of the ones this study can score.
@@ -62,22 +64,6 @@ TYPES = (HUMAN, *MAPPED)
 TYPE_FILTERS = {"human": (HUMAN,), "mapped": MAPPED, "all": TYPES}
 _FILE_NAME = re.compile(r"^(\d+)-(ICD-9|ICD-10)\.json$")
 LISTED = 10  # examples named in the printed summary
-
-SPANS_SCHEMA = {
-    "hadm_id": "int64", "note_id": "int64", "category": "string", "code": "string", "system": "string",
-    "code_system": "string", "description": "string", "type": "string", "begin": "int64", "end": "int64",
-    "doc_begin": "Int64", "doc_end": "Int64", "known": "bool", "scored": "bool",
-}
-CHARTS_SCHEMA = {"hadm_id": "int64", "file": "string", "sha256": "string", "comment": "string",
-                 "status": "string", "n_notes": "int64", "n_annotations": "int64"}
-
-
-def spans_path(study: Study) -> Path:
-    return study.root / "mdace_spans.parquet"
-
-
-def charts_path(study: Study) -> Path:
-    return study.root / "mdace_charts.parquet"
 
 
 def known_codes(study: Study) -> frozenset[str]:
@@ -112,8 +98,8 @@ class _StudyText:
 
 def _study_text(study: Study) -> _StudyText:
     study.require("documents", "codes", "note_map")
-    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split", "text"])
-    notes = pd.read_parquet(study.note_map)
+    docs = study_files.read_documents(study, ["hadm_id", "split", "text"])
+    notes = study_files.read_note_map(study)
     return _StudyText(
         split=dict(zip(docs["hadm_id"].astype(int), docs["split"])),
         text=dict(zip(docs["hadm_id"].astype(int), docs["text"])),
@@ -153,20 +139,18 @@ def import_mdace(study: Study, directory: Path, version: str = "ICD-9", force: b
         chart_rows.append({"hadm_id": chart["hadm_id"], "file": path.name, "sha256": sha256_bytes(data),
                            "comment": chart["comment"], "status": status, "n_notes": len(chart["notes"]),
                            "n_annotations": sum(len(n["annotations"]) for n in chart["notes"])})
-    spans = pd.DataFrame(span_rows, columns=list(SPANS_SCHEMA)).astype(SPANS_SCHEMA)
+    spans = pd.DataFrame(span_rows, columns=list(MDACE_SPANS_SCHEMA)).astype(MDACE_SPANS_SCHEMA)
     spans = spans.sort_values(["hadm_id", "note_id", "begin", "end", "code"], ignore_index=True)
-    charts = pd.DataFrame(chart_rows, columns=list(CHARTS_SCHEMA)).astype(CHARTS_SCHEMA)
+    charts = pd.DataFrame(chart_rows, columns=list(MDACE_CHARTS_SCHEMA)).astype(MDACE_CHARTS_SCHEMA)
     charts = charts.sort_values("hadm_id", ignore_index=True)
-    for frame, path in ((spans, spans_path(study)), (charts, charts_path(study))):
-        with atomic_path(path) as tmp:
-            frame.to_parquet(tmp, index=False)
+    study_files.write_mdace(study, spans, charts)
     summary = _summary(charts, spans, counts, examples)
     study.record_step("import_mdace", {
         "fingerprint": stamp, "inputs": {"directory": str(Path(directory).expanduser().resolve()), "version": version,
                                          "files": len(files), "archive": archive.name},
         "rules": {"codes": "ICD-9-CM -> dx, ICD-9-PCS -> px, dotted by benchmark.icd.normalize; checked against "
                            "the study's code system", "offsets": "note begin from note_map.parquet + span offset"},
-        "outputs": study.file_hashes(spans_path(study), charts_path(study)), "summary": summary,
+        "outputs": study.file_hashes(study.mdace_spans, study.mdace_charts), "summary": summary,
     })
     return summary
 
@@ -375,8 +359,7 @@ def read_spans(study: Study, types: str = "all") -> pd.DataFrame:
     """The imported spans whose ``type`` passes ``--mdace-types`` (``human``, ``mapped`` or ``all``)."""
     if types not in TYPE_FILTERS:
         raise UserError(f"--mdace-types {types}: choose one of {', '.join(TYPE_FILTERS)}")
-    path = spans_path(study)
-    if not path.exists():
-        raise UserError(f"{path} does not exist: run `bench import-mdace DIR` on this study first")
-    spans = pd.read_parquet(path)
+    if not study.mdace_spans.exists():
+        raise UserError(f"{study.mdace_spans} does not exist: run `bench import-mdace DIR` on this study first")
+    spans = study_files.read_mdace_spans(study)
     return spans[spans["type"].isin(TYPE_FILTERS[types])].reset_index(drop=True)

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from benchmark import study_files
 from benchmark.conventions import PROFILES, Conventions
 from benchmark.errors import UserError
 from benchmark.exports import CoderExports
-from benchmark.mdace import charts_path, read_spans
+from benchmark.mdace import read_spans
 from benchmark.references import read_references
 from benchmark.sampling import read_shortlist
 from benchmark.study import Study, fingerprint
@@ -44,10 +44,10 @@ READS = ("MDACE coders read all of a chart's notes (discharge summaries, physici
 def mdace_systems(study: Study, types: str = "all") -> tuple[list[SystemSets], dict[str, Any]]:
     """The two MDACE rows on the test-split charts, and what they were made from."""
     spans = read_spans(study, types)
-    charts = pd.read_parquet(charts_path(study))
+    charts = study_files.read_mdace_charts(study)
     test = charts[charts["status"] == "test"]
     if test.empty:
-        raise UserError(f"{charts_path(study)}: no imported MDACE chart is in this study's test split; "
+        raise UserError(f"{study.mdace_charts}: no imported MDACE chart is in this study's test split; "
                         "import MDACE charts of this MIMIC-III study (`bench import-mdace DIR`)")
     hadm_ids = sorted(int(h) for h in test["hadm_id"])
     scored = spans[spans["scored"] & spans["hadm_id"].isin(hadm_ids)]

@@ -1,6 +1,6 @@
 """`bench prepare`: MIMIC-III files + split files -> the study's documents, references, label space and code system.
 
-What it writes (contracts in ``benchmark.study``):
+What it writes (paths in ``benchmark.study``, column types and the writers in ``benchmark.study_files``):
 
 - ``documents.parquet``: one row per split admission, sorted by hadm_id: the discharge summary and its
   addenda joined in chart order, the sentence layer (``sent_starts``/``sent_ends``), CAML tokens;
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import codesystems, mimic, mimic4, valid_codes
+from benchmark import codesystems, mimic, mimic4, study_files, valid_codes
 from benchmark.errors import UserError
-from benchmark.io import atomic_path, sha256_file
+from benchmark.io import sha256_file
 from benchmark.study import Study, fingerprint
 from benchmark.text import sentence_spans, tokenize
 
@@ -58,17 +58,9 @@ RULES = {
 # The corpus generator leaves this file in the corpus folder; real MIMIC-III has none.
 SYNTHETIC_MARKER = "SYNTHETIC.md"
 MISSING_TITLES_LISTED = 200
-ROW_GROUP = 2048
 # Sentence splitting and tokenising cost ~5 ms a note: spread over processes from this many notes on.
 PARALLEL_MIN_NOTES = 1000
 MAX_WORKERS = 4
-
-DOCUMENTS_SCHEMA = {
-    "hadm_id": "int64", "subject_id": "int64", "split": "string", "text": "string",
-    "sent_starts": "list<int32>", "sent_ends": "list<int32>", "tokens": "string", "n_tokens": "int32",
-}
-
-NOTE_MAP_SCHEMA = {"hadm_id": "int64", "note_id": "int64", "begin": "int64", "end": "int64"}
 
 
 def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False, progress: bool = True,
@@ -113,20 +105,16 @@ def prepare(study: Study, mimic_dir: Path, splits_dir: Path, force: bool = False
     documents, dropped = _select_admissions(notes.frame, codes, read.splits, read.notes_path, source.NOTES_HINT)
     references = (codes[codes["hadm_id"].isin(documents["hadm_id"])]
                   .sort_values(["hadm_id", "code"], ignore_index=True)[["hadm_id", "code", "system"]])
-    documents["n_tokens"] = _write_documents(study.documents, documents, progress)
+    documents["n_tokens"] = _write_documents(study, documents, progress)
     clock.lap("sentences, tokens, documents")
     code_system = valid_codes.build(read.titles, references, version)
     catalogue = _catalogue(references, documents, code_system, version)
     clock.lap("code catalogue")
 
-    _write_parquet(study.references, references, {"hadm_id": "int64", "code": "string", "system": "string"})
-    _write_parquet(study.note_map, _note_map(documents), NOTE_MAP_SCHEMA)
-    _write_parquet(study.codes, catalogue, {
-        "code": "string", "system": "string", "short_title": "string", "long_title": "string",
-        "chapter": "string", "category": "string", "train_count": "int64", "in_test": "bool",
-        "title_source": "string",
-    })
-    _write_parquet(study.code_system, code_system, valid_codes.SCHEMA)
+    study_files.write_references(study, references)
+    study_files.write_note_map(study, _note_map(documents))
+    study_files.write_catalogue(study, catalogue)
+    study_files.write_code_system(study, code_system)
     summary = {**_summary(documents, references, catalogue, code_system,
                           {**notes.counts, **dropped, **read.counts, **rare}),
                "dataset": source.DATASET, "code_system_name": codesystems.study_label(version),
@@ -231,7 +219,7 @@ def _note_map(documents: pd.DataFrame) -> pd.DataFrame:
     """One row per kept note: its admission, ROW_ID and character range in the document."""
     rows = [(hadm_id, *offsets) for hadm_id, notes in zip(documents["hadm_id"], documents["note_offsets"])
             for offsets in notes]
-    return pd.DataFrame(rows, columns=list(NOTE_MAP_SCHEMA))
+    return pd.DataFrame(rows, columns=list(study_files.NOTE_MAP_SCHEMA))
 
 
 def _text_layers(text: str) -> tuple[np.ndarray, np.ndarray, str, int]:
@@ -241,13 +229,12 @@ def _text_layers(text: str) -> tuple[np.ndarray, np.ndarray, str, int]:
     return spans[:, 0].copy(), spans[:, 1].copy(), " ".join(words), len(words)
 
 
-def _write_documents(path: Path, documents: pd.DataFrame, progress: bool) -> np.ndarray:
+def _write_documents(study: Study, documents: pd.DataFrame, progress: bool) -> np.ndarray:
     """Add the sentence layer and CAML tokens and write documents.parquet; return the token counts.
 
     Notes are processed on all cores for a large corpus, in order, and written one row group at a
     time, so the tokens and sentence arrays of the whole corpus are never held at once.
     """
-    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     texts = documents["text"].tolist()
@@ -262,16 +249,15 @@ def _write_documents(path: Path, documents: pd.DataFrame, progress: bool) -> np.
             layers = map(_text_layers, texts)
         layers = iter(tqdm(layers, total=len(texts), desc="sentences and tokens", unit="note",
                            disable=None if progress else True, leave=False))
-        schema = _arrow_schema(DOCUMENTS_SCHEMA)
-        tmp = stack.enter_context(atomic_path(path))
-        writer = stack.enter_context(pq.ParquetWriter(tmp, schema, compression="zstd"))
-        for start in range(0, max(len(texts), 1), ROW_GROUP):
-            chunk = documents.iloc[start:start + ROW_GROUP][["hadm_id", "subject_id", "split", "text"]]
+        write_row_group = stack.enter_context(study_files.documents_writer(study))
+        row_group = study_files.ROW_GROUP
+        for start in range(0, max(len(texts), 1), row_group):
+            chunk = documents.iloc[start:start + row_group][["hadm_id", "subject_id", "split", "text"]]
             starts, ends, tokens, n = zip(*itertools.islice(layers, len(chunk))) if len(chunk) else ((),) * 4
             counts += n
             chunk = chunk.assign(sent_starts=list(starts), sent_ends=list(ends), tokens=list(tokens),
                                  n_tokens=np.asarray(n, dtype=np.int32))
-            writer.write_table(_arrow_table(chunk, DOCUMENTS_SCHEMA), row_group_size=ROW_GROUP)
+            write_row_group(chunk)
     return np.asarray(counts, dtype=np.int32)
 
 
@@ -298,45 +284,6 @@ def _catalogue(references: pd.DataFrame, documents: pd.DataFrame, code_system: p
     columns = ["code", "system", "short_title", "long_title", "chapter", "category", "train_count", "in_test",
                "title_source"]
     return catalogue.sort_values(["code", "system"], ignore_index=True)[columns]
-
-
-_ARROW_TYPES = {"int64": "int64", "int32": "int32", "string": "string", "bool": "bool_"}
-
-
-def _arrow_schema(schema: dict[str, str]):
-    """The contract's column types as an Arrow schema."""
-    import pyarrow as pa
-
-    def arrow_type(kind: str):
-        return pa.list_(pa.int32()) if kind == "list<int32>" else getattr(pa, _ARROW_TYPES[kind])()
-
-    return pa.schema([(name, arrow_type(kind)) for name, kind in schema.items()])
-
-
-def _arrow_table(frame: pd.DataFrame, schema: dict[str, str]):
-    """``frame`` as an Arrow table with exactly the contract's types (lists from int32 arrays)."""
-    import pyarrow as pa
-
-    arrow_schema = _arrow_schema(schema)
-    arrays = []
-    for field in arrow_schema:
-        values = frame[field.name]
-        if pa.types.is_list(field.type):
-            parts = [np.asarray(v, dtype=np.int32) for v in values]
-            offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int32)
-            flat = np.concatenate(parts) if parts else np.empty(0, np.int32)
-            arrays.append(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.int32())))
-        else:
-            arrays.append(pa.array(values.tolist(), type=field.type))
-    return pa.Table.from_arrays(arrays, schema=arrow_schema)
-
-
-def _write_parquet(path: Path, frame: pd.DataFrame, schema: dict[str, str]) -> None:
-    """Write ``frame`` with exactly the contract's Arrow types, atomically and deterministically."""
-    import pyarrow.parquet as pq
-
-    with atomic_path(path) as tmp:
-        pq.write_table(_arrow_table(frame, schema), tmp, row_group_size=ROW_GROUP, compression="zstd")
 
 
 def _summary(documents: pd.DataFrame, references: pd.DataFrame, catalogue: pd.DataFrame, code_system: pd.DataFrame,

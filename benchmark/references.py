@@ -1,7 +1,8 @@
 """The study's reference side: the reference code sets (``references.parquet``) and the vocabulary of the
 label space (``codes.parquet``) that indexes every indicator matrix scoring builds.
 
-Both files are written by ``benchmark.prepare``; Table 1 and Table 2 read them through this module.
+Both files are written by ``benchmark.prepare``; Table 1 and Table 2 read them through this module, which reads
+them through ``benchmark.study_files``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from benchmark import codesystems
+from benchmark import codesystems, study_files
 from benchmark.errors import UserError
 from benchmark.study import Study
 
@@ -36,10 +37,8 @@ class Vocabulary:
 
     @classmethod
     def from_study(cls, study: Study) -> Vocabulary:
-        import pandas as pd
-
         study.require("codes")
-        cat = pd.read_parquet(study.codes, columns=["code", "system", "category", "chapter", "train_count"])
+        cat = study_files.read_catalogue(study, ["code", "system", "category", "chapter", "train_count"])
         return cls(list(cat["code"]), {c: i for i, c in enumerate(cat["code"])}, len(cat),
                    cat["system"].to_numpy(object), cat["category"].to_numpy(object),
                    cat["chapter"].to_numpy(object), cat["train_count"].to_numpy(np.int64),
@@ -78,10 +77,8 @@ class Vocabulary:
 
 def read_references(study: Study, hadm_ids: Sequence[int] | None = None) -> dict[int, list[str]]:
     """Reference code sets per admission (only ``hadm_ids`` when given)."""
-    import pandas as pd
-
     study.require("references")
-    refs = pd.read_parquet(study.references, columns=["hadm_id", "code"])
+    refs = study_files.read_reference_codes(study)
     if hadm_ids is not None:
         refs = refs[refs["hadm_id"].isin(list(hadm_ids))]
     out: dict[int, list[str]] = {int(h): [] for h in (hadm_ids or [])}
@@ -92,11 +89,9 @@ def read_references(study: Study, hadm_ids: Sequence[int] | None = None) -> dict
 
 def split_ids(study: Study, split: str) -> set[int]:
     """The admissions of one split (``sample`` counts as the test split it is drawn from)."""
-    import pandas as pd
-
     study.require("documents")
-    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split"])
-    return set(docs.loc[docs["split"] == ("test" if split == "sample" else split), "hadm_id"].astype(int))
+    docs = study_files.read_documents(study, ["hadm_id"], split="test" if split == "sample" else split)
+    return set(docs["hadm_id"].astype(int))
 
 
 def reference_matrix(study: Study, preds: Predictions) -> tuple[np.ndarray, int]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import codesystems
+from benchmark import codesystems, study_files
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text, sha256_file
 from benchmark.study import Study, fingerprint
@@ -48,17 +48,15 @@ def sample(study: Study, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, shortlist
     stamp = fingerprint(parts)
     study.check_inputs("sample", stamp, force, "sample size, seed, shortlist or prepared study")
 
-    import pyarrow.parquet as pq
-
-    docs = pq.read_table(study.documents, columns=["hadm_id", "split"]).to_pandas()
-    test_ids = np.sort(docs.loc[docs["split"] == "test", "hadm_id"].to_numpy(dtype=np.int64))
+    test = study_files.read_documents(study, ["hadm_id"], split="test")
+    test_ids = np.sort(test["hadm_id"].to_numpy(dtype=np.int64))
     if len(test_ids) < n:
         raise UserError(f"{study.documents}: the test split has {len(test_ids):,} notes, fewer than --n {n:,}; "
                         "lower --n or prepare a larger corpus")
     chosen = test_ids[np.random.default_rng(seed).permutation(len(test_ids))[:n]]
 
-    references = pd.read_parquet(study.references, columns=["hadm_id", "code"])
-    catalogue = pd.read_parquet(study.codes, columns=["code", "in_test"])
+    references = study_files.read_reference_codes(study)
+    catalogue = study_files.read_catalogue(study, ["code", "in_test"])
     if shortlist == "test-codes":
         codes, outside = sorted(catalogue.loc[catalogue["in_test"], "code"]), []
         rule = "test-codes: the codes in the test-split references"
@@ -120,8 +118,8 @@ def prediction_documents(study: Study, split: str, columns: list[str]) -> pd.Dat
     """The notes a model predicts on: a split (``test``/``dev``) or the coding sample, in sample order."""
     if split not in ("test", "dev", "sample"):
         raise UserError(f"--split {split}: choose test, dev or sample")
-    docs = pd.read_parquet(study.documents, columns=columns)
     if split == "sample":
+        docs = study_files.read_documents(study, columns)
         study.require("sample")
         wanted = read_sample(study)
         missing = set(wanted) - set(docs["hadm_id"])
@@ -130,7 +128,7 @@ def prediction_documents(study: Study, split: str, columns: list[str]) -> pd.Dat
                             f"(e.g. {sorted(missing)[:3]}); re-run `bench sample`")
         docs = docs.set_index("hadm_id").loc[wanted].reset_index()
     else:
-        docs = docs[docs["split"] == split].reset_index(drop=True)
+        docs = study_files.read_documents(study, columns, split=split)
     if docs.empty:
         raise UserError(f"{study.documents}: no admissions in split {split!r}")
     return docs

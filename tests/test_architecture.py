@@ -113,3 +113,42 @@ def test_no_file_points_outside_the_repository_for_its_design() -> None:
     hits = [name for name in listed if name and (ROOT / name).is_file()
             and needle in (ROOT / name).read_text(encoding="utf-8", errors="ignore")]
     assert hits == []
+
+
+# The owner of the study's parquet files, and the one other module that reads parquet: a model's own long
+# prediction table (``.parquet``) is the user's input, not a study file.
+PARQUET_OWNERS = {"benchmark.study_files", "benchmark.predictions"}
+
+
+def _calls_parquet(path: Path) -> bool:
+    """Whether a module reads or writes parquet itself: pandas' ``read_parquet``/``to_parquet`` (as a method or
+    imported by name), or any use of ``pyarrow.parquet``."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and node.attr in ("read_parquet", "to_parquet"):
+            return True
+        if isinstance(node, ast.Import) and any(a.name == "pyarrow.parquet" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (
+                node.module == "pyarrow.parquet"
+                or (node.module == "pyarrow" and any(a.name == "parquet" for a in node.names))
+                or (node.module == "pandas" and any(a.name == "read_parquet" for a in node.names))):
+            return True
+    return False
+
+
+def test_the_parquet_detector_sees_each_way_in(tmp_path: Path) -> None:
+    cases = {"import pyarrow.parquet as pq\n": True, "from pyarrow import parquet\n": True,
+             "from pyarrow.parquet import ParquetWriter\n": True, "from pandas import read_parquet\n": True,
+             "def f(pd):\n    return pd.read_parquet('x')\n": True, "def f(df):\n    df.to_parquet('x')\n": True,
+             "import pyarrow.feather\nimport pandas as pd\n": False}
+    found = {}
+    for i, (source, _) in enumerate(cases.items()):
+        (tmp_path / f"m{i}.py").write_text(source, encoding="utf-8")
+        found[source] = _calls_parquet(tmp_path / f"m{i}.py")
+    assert found == cases
+
+
+def test_at_most_two_modules_read_or_write_parquet() -> None:
+    callers = sorted(name for name, path in _modules().items() if _calls_parquet(path))
+    assert len(callers) <= 2 and set(callers) <= PARQUET_OWNERS, (
+        f"{callers}: read and write the study's parquet files through benchmark.study_files")

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.mdace import TYPES, read_spans, spans_path
-from benchmark.prepare import prepare
+from benchmark.mdace import TYPES, read_spans
 from benchmark.study import Study
 from tests.fixtures_study import TINY_SUMMARY
 
@@ -57,13 +56,6 @@ def write_mdace(root: Path, charts: dict[int, dict] = CHARTS, version: str = "IC
     return root
 
 
-@pytest.fixture
-def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
-    study = Study(tmp_path / "study")
-    prepare(study, tiny_corpus, tiny_corpus, progress=False)
-    return study
-
-
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -89,7 +81,7 @@ def test_import_matches_places_and_reports(capsys, tiny_study: Study, tmp_path: 
         {"comment": "Need OP report to validate PCS codes", "charts": 2}]}  # 777777's is not in the study
     assert "comment x2: Need OP report" in out and "charts not in study: 777777" in out
 
-    spans = pd.read_parquet(spans_path(tiny_study))
+    spans = pd.read_parquet(tiny_study.mdace_spans)
     text = pd.read_parquet(tiny_study.documents).set_index("hadm_id")["text"]
     placed = spans.dropna(subset=["doc_begin"])
     for row in placed.itertuples():
@@ -113,10 +105,10 @@ def test_import_matches_places_and_reports(capsys, tiny_study: Study, tmp_path: 
     assert len(archived) == 1
     assert sorted(zipfile.ZipFile(archived[0]).namelist()) == sorted(f"{h}-ICD-9.json" for h in CHARTS)
 
-    before = spans_path(tiny_study).read_bytes()
+    before = tiny_study.mdace_spans.read_bytes()
     code, _, err = _run(capsys, "--study", str(tiny_study.root), "import-mdace", str(mdace))
     assert code == 0, err
-    assert spans_path(tiny_study).read_bytes() == before
+    assert tiny_study.mdace_spans.read_bytes() == before
     assert len(list(tiny_study.exports_dir.glob("*.zip"))) == 1  # the same files are archived once
 
     changed = write_mdace(tmp_path / "other", {**CHARTS, 100004: {**CHARTS[100004], "comment": ""}})

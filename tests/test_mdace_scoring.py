@@ -12,7 +12,7 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.evidence import evidence_scores
-from benchmark.mdace import import_mdace, spans_path
+from benchmark.mdace import import_mdace
 from benchmark.predictions import Predictions, write_predictions
 from benchmark.study import Study
 from benchmark.synthetic_mdace import write_companion
@@ -37,7 +37,7 @@ def mdace_study(small_study: Study, synthetic_corpus_small: Path, tmp_path_facto
     for r, h in enumerate(test["hadm_id"]):
         for c in refs[int(h)]:
             probs[r, col[c]] = rng.uniform(0.3, 1.0)
-    spans = pd.read_parquet(spans_path(study)).dropna(subset=["doc_begin"])
+    spans = pd.read_parquet(study.mdace_spans).dropna(subset=["doc_begin"])
     gold = {(int(h), c): [(int(b), int(e)) for b, e in g[["doc_begin", "doc_end"]].itertuples(index=False)]
             for (h, c), g in spans.groupby(["hadm_id", "code"])}
     evidence = []

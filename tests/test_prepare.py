@@ -34,13 +34,6 @@ CODE_SYSTEM = pa.schema([("code", pa.string()), ("system", pa.string()), ("short
                          ("long_title", pa.string()), ("source", pa.string())])
 
 
-@pytest.fixture
-def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
-    study = Study(tmp_path / "study")
-    prepare(study, tiny_corpus, tiny_corpus, progress=False)
-    return study
-
-
 def test_schemas_are_the_contract(tiny_study: Study):
     for path, schema in ((tiny_study.documents, DOCUMENTS), (tiny_study.references, REFERENCES),
                          (tiny_study.codes, CODES), (tiny_study.code_system, CODE_SYSTEM)):
@@ -201,9 +194,10 @@ def test_parallel_text_layers_write_the_same_bytes(tiny_corpus: Path, tiny_study
                                                    monkeypatch: pytest.MonkeyPatch):
     """Large corpora split sentences and tokens on a process pool; the output must not change."""
     import benchmark.prepare as prepare_module
+    import benchmark.study_files as study_files_module
 
     monkeypatch.setattr(prepare_module, "PARALLEL_MIN_NOTES", 2)
-    monkeypatch.setattr(prepare_module, "ROW_GROUP", 2)  # several row groups, too
+    monkeypatch.setattr(study_files_module, "ROW_GROUP", 2)  # several row groups, too
     study = Study(tmp_path / "parallel")
     prepare(study, tiny_corpus, tiny_corpus, progress=False)
     assert pd.read_parquet(study.documents).equals(pd.read_parquet(tiny_study.documents))

@@ -8,17 +8,9 @@ import pandas as pd
 import pytest
 
 from benchmark.errors import UserError
-from benchmark.prepare import prepare
 from benchmark.sampling import sample
 from benchmark.study import Study
 from tests.fixtures_study import copy_study
-
-
-@pytest.fixture
-def tiny_study(tiny_corpus: Path, tmp_path: Path) -> Study:
-    study = Study(tmp_path / "study")
-    prepare(study, tiny_corpus, tiny_corpus, progress=False)
-    return study
 
 
 def _lines(path: Path) -> list[str]:

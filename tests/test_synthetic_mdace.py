@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.mdace import import_mdace, spans_path
+from benchmark.mdace import import_mdace
 from benchmark.synthetic import evidence_phrases
 from benchmark.synthetic_mdace import COMPANION_DIR, write_companion
 from benchmark.study import Study
@@ -34,7 +34,7 @@ def test_companion_covers_the_test_split_and_imports_cleanly(synthetic_corpus_sm
     assert c["charts_matched"] == len(files) and c["charts_not_in_study"] == c["charts_outside_test_split"] == 0
     assert c["spans_placed"] == c["spans"] == summary["spans"]
     assert c["unknown_codes"] == c["spans_not_fitting_text"] == c["spans_outside_discharge_summaries"] == 0
-    spans = pd.read_parquet(spans_path(study))
+    spans = pd.read_parquet(study.mdace_spans)
     text = pd.read_parquet(study.documents).set_index("hadm_id")["text"]
     refs = pd.read_parquet(study.references).groupby("hadm_id")["code"].apply(set)
     for row in spans.sample(200, random_state=0).itertuples():

@@ -90,12 +90,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from benchmark.mdace import charts_path, format_summary, import_mdace, spans_path
+    from benchmark.mdace import format_summary, import_mdace
 
     study = study_of(args)
     summary = import_mdace(study, args.directory, args.version, args.force)
     print(format_summary(summary))
-    print(f"Wrote {spans_path(study)} and {charts_path(study)}")
+    print(f"Wrote {study.mdace_spans} and {study.mdace_charts}")
     return 0
 
 
