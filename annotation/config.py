@@ -29,8 +29,14 @@ code through ``alias`` (so exports need no title parsing; docs/architecture.md Â
 *as a labeling tool* (on in 1.23, behind the frontend flag ``fflag_feat_front_lsdv_5452_taxonomy_labeling``).
 The coder picks a code in it, then highlights words in the note; each highlight becomes a region of the
 note carrying that code, and one result ``{"type": "taxonomy", "value": {"start", "end", "text",
-"taxonomy": [[chapter, category, code]]}}`` with character offsets into the task text. We chose it over
-the alternatives because it links a span to a code in one result and with the least work for a coder:
+"taxonomy": [[chapter, category, code]]}}`` with character offsets into the task text. Its tree is
+always inline, with a ``color`` on every leaf: a region takes its highlight color and its label (the
+code and title, on the note and in the region list) from its leaf, and with the tree loaded from
+``apiUrl`` the regions already in a task when it opens (RAC's proposed windows, a saved annotation)
+are drawn before the items arrive and stay without label or color (checked in the browser with 1.23.2).
+The inline tree costs page time (perf/RESULTS.md), so it is there only with ``evidence``.
+We chose this tag over the alternatives because it links a span to a code in one result and with the
+least work for a coder:
 
 - ``<Labels>`` with one ``<Label>`` per code: 4,000 label buttons above the note;
 - one ``<Label value="Evidence">`` plus a per-region ``<Taxonomy perRegion="true">``: two results per
@@ -142,13 +148,12 @@ def items_file(xml: str) -> str | None:
 
 
 def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI,
-                    items_url: str | None = None, evidence: bool = False,
-                    evidence_items_url: str | None = None) -> str:
+                    items_url: str | None = None, evidence: bool = False) -> str:
     """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``.
 
     ``items_url`` (taxonomy only): load the tree from there (``taxonomy_items`` as JSON) instead of
-    inlining it as nested ``<Choice>`` tags. ``evidence`` adds the evidence highlighter, whose tree
-    (``taxonomy_items`` with ``EVIDENCE_COLOR``) loads from ``evidence_items_url`` when given.
+    inlining it as nested ``<Choice>`` tags. ``evidence`` adds the evidence highlighter (its tree
+    always inline, in ``EVIDENCE_COLOR``: see the module docstring).
     """
     if ui not in UIS:
         raise UserError(f"--ui {ui!r}: expected one of {', '.join(UIS)}")
@@ -174,7 +179,7 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     if evidence:
         ET.SubElement(side, "Header", value="Evidence: pick a code here, then highlight its words in the note",
                       size="6")
-        _code_tree(side, EVIDENCE_CONTROL, shortlist, catalogue, evidence_items_url, EVIDENCE_PLACEHOLDER,
+        _code_tree(side, EVIDENCE_CONTROL, shortlist, catalogue, None, EVIDENCE_PLACEHOLDER,
                    color=EVIDENCE_COLOR, labeling="true")
     flag = ET.SubElement(side, "Choices", name="insufficient_documentation", toName="text", choice="single")
     ET.SubElement(flag, "Choice", value="Insufficient documentation to code this note", alias="yes")

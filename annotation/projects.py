@@ -65,7 +65,7 @@ import pandas as pd
 
 from annotation.accounts import Coder
 from annotation.client import Connection
-from annotation.config import EVIDENCE_COLOR, EVIDENCE_CONTROL, items_url, labeling_config, taxonomy_items
+from annotation.config import EVIDENCE_CONTROL, items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
 from benchmark import study as study_mod
 from benchmark.attention_evidence import EVIDENCE_FILE, read_evidence
@@ -258,13 +258,10 @@ def setup_projects(
     config = labeling_config(shortlist, catalogue, ui, evidence=evidence)
     inline_sha = sha256_bytes(config.encode("utf-8"))  # a project set up with the inline tree keeps it
     items_folder = None
-    if (ui == "taxonomy" or evidence) and conn.local_dir is not None:
-        urls: dict[str, str] = {}
-        for key, wanted, color in (("items_url", ui == "taxonomy", None), ("evidence_items_url", evidence, EVIDENCE_COLOR)):
-            if wanted:
-                items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue, color))
-                urls[key] = items_url(f"{ITEMS_DIR}/{name}")
-        config = labeling_config(shortlist, catalogue, ui, evidence=evidence, **urls)
+    if ui == "taxonomy" and conn.local_dir is not None:
+        items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
+        config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"),
+                                 evidence=evidence)
     config_sha = sha256_bytes(config.encode("utf-8"))
     payloads = task_data(study, sample)
     emails = [c.email for c in coders]
