@@ -147,7 +147,8 @@ class CoderExports:
 
     annotations: list[Annotation]
     counts: dict[str, int]
-    attribution: Attribution
+    # default: rows formed without a Label Studio export (MDACE's coders, simulated answers scored directly)
+    attribution: Attribution = field(default_factory=lambda: Attribution((CODES_CONTROL,), None, False, False))
     exports: list[dict[str, str]] = field(default_factory=list)
     arm: str | None = None
     unassigned: list[UnassignedAnnotator] = field(default_factory=list)
