@@ -172,6 +172,7 @@ def build_context(study: Study, include_text: bool) -> dict[str, Any]:
         "table1_groups": _groups(TABLE1_COLUMNS),
         "table2": _table2(scores or {}),
         "evidence": _evidence_block(scores or {}),
+        "arms": (scores or {}).get("arms"),  # `bench compare-arms`: rows already per coder and arm
         "table2_columns": TABLE2_COLUMNS,
         "table2_groups": _groups(TABLE2_COLUMNS),
         "charts": charts,

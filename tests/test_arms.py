@@ -70,6 +70,12 @@ def test_compare_arms_on_a_crossover(small_study: Study, tmp_path: Path, capsys)
     assert 0 < test["p_value"] <= 1
     assert rows["user 3"]["paired"] is None  # under split a coder never meets a note twice
 
+    from reports.render import render_html
+
+    html = render_html(study)
+    assert 'id="arms"' in html and html.count('data-arm="assisted"') == 3
+    assert 'data-coder="All coders" data-arm="assisted"' in html and "over 20 notes" in html
+
 
 def test_compare_arms_without_an_assisted_arm_is_one_line(small_study: Study, tmp_path: Path, capsys) -> None:
     study = copy_study(small_study, tmp_path / "study")
