@@ -68,6 +68,7 @@ from annotation.client import Connection
 from annotation.config import EVIDENCE_CONTROL, items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
 from benchmark import study as study_mod
+from benchmark.arms import shown_predictions
 from benchmark.attention_evidence import EVIDENCE_FILE, read_evidence
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
@@ -172,22 +173,12 @@ def task_data(study: Study, sample: list[int]) -> list[dict[str, Any]]:
     return [{"text": text[h], "hadm_id": int(h), "sample_index": i} for i, h in enumerate(sample)]
 
 
-def _assist_path(study: Study, run: str) -> Path:
-    """The prediction set the assisted arm shows: ``<RUN>-sample``, else ``<RUN>-test``."""
-    for split in ("sample", "test"):
-        path = study.predictions_dir / f"{run}-{split}"
-        if (path / "meta.json").exists():
-            return path
-    raise UserError(f"--assist {run}: no predictions at {study.predictions_dir}/{run}-sample or -test; "
-                    f"run `bench predict` for run {run} first")
-
-
 def assist_sets(study: Study, run: str, sample: list[int], shortlist: list[str]) -> dict[int, list[str]]:
     """RAC's predicted code sets for the sample, from ``<RUN>-sample`` (or ``<RUN>-test``), shortlist only.
 
     Codes outside the shortlist cannot be shown in the picker, so they are left out of the pre-annotation.
     """
-    sets = read_predictions(_assist_path(study, run)).code_sets()
+    sets = read_predictions(shown_predictions(study, run)).code_sets()
     missing = [h for h in sample if h not in sets]
     if missing:
         raise UserError(f"--assist {run}: predictions lack {len(missing)} sampled admissions "
@@ -198,7 +189,7 @@ def assist_sets(study: Study, run: str, sample: list[int], shortlist: list[str])
 
 def assist_evidence(study: Study, run: str, predicted: dict[int, list[str]]) -> dict[int, dict[str, list[tuple[int, int]]]]:
     """RAC's evidence windows of the shown codes, ``{hadm_id: {code: [(start, end), ...]}}``, same prediction set."""
-    path = _assist_path(study, run) / EVIDENCE_FILE
+    path = shown_predictions(study, run) / EVIDENCE_FILE
     if not path.exists():
         raise UserError(f"--show-evidence: {path} does not exist; evidence comes from `bench predict` for a run "
                         f"(a .psv has none)")

@@ -37,16 +37,22 @@ ARMS = ("unassisted", "assisted")
 POOLED = "All coders"
 
 
-def proposed_codes(study: Study, run: str, shortlist: Sequence[str]) -> dict[int, frozenset[str]]:
-    """The codes the assisted page proposed: ``<RUN>-sample`` (else ``-test``) thresholded, shortlist only."""
+def shown_predictions(study: Study, run: str) -> Path:
+    """The prediction set an assisted arm shows (``setup-labelstudio --assist RUN``): ``<RUN>-sample``, else
+    ``<RUN>-test``."""
     for split in ("sample", "test"):
         path = study.predictions_dir / f"{run}-{split}"
         if (path / "meta.json").exists():
-            allowed = set(shortlist)
-            return {int(h): frozenset(c for c in codes if c in allowed)
-                    for h, codes in read_predictions(path).code_sets().items()}
-    raise UserError(f"assisted run {run}: no predictions at {study.predictions_dir}/{run}-sample or -test; "
-                    f"run `bench predict` for it")
+            return path
+    raise UserError(f"--assist {run}: no predictions at {study.predictions_dir}/{run}-sample or -test; "
+                    f"run `bench predict` for run {run} first")
+
+
+def proposed_codes(study: Study, run: str, shortlist: Sequence[str]) -> dict[int, frozenset[str]]:
+    """The codes the assisted page proposed: the shown set's thresholded codes on the shortlist."""
+    allowed = set(shortlist)
+    return {int(h): frozenset(c for c in codes if c in allowed)
+            for h, codes in read_predictions(shown_predictions(study, run)).code_sets().items()}
 
 
 def _counts(codes: Sequence[str], truth: frozenset[str]) -> np.ndarray:
