@@ -159,6 +159,12 @@ def test_coder_evidence_against_mdace_and_between_coders(study: Study, tmp_path:
         assert pair["all_codes"][m]["f1"] == pytest.approx(rows["user 4"]["all_codes"][m]["f1"])
         assert pair["all_codes"][m]["precision"] == pytest.approx(rows["user 4"]["all_codes"][m]["precision"])
 
+    from reports.render import render_html
+
+    html = render_html(study)  # the report's evidence section lists each coder's row and the pair
+    assert 'id="coder-evidence"' in html and 'data-coder="user 4" data-codes="against MDACE, all codes"' in html
+    assert 'data-codes="between coders, shared codes"' in html
+
 
 def test_agreement_f1_is_symmetric_and_no_block_without_evidence(study: Study, tmp_path: Path) -> None:
     charts, gold = _charts(study)
