@@ -228,3 +228,34 @@ def _double_click_word(page, span: tuple[int, int]) -> None:
         }""", list(span))
     assert box is not None
     page.mouse.dblclick(box["x"], box["y"])
+
+
+def test_simulated_coders_evidence_is_scored_against_mdace_and_between_coders(
+        small_study: Study, synthetic_corpus_small, labelstudio_server, tmp_path, capsys) -> None:
+    """End to end on the real server: `--evidence`, simulated coders highlight, `pull`, `score` -> coder_evidence."""
+    from benchmark.mdace import import_mdace
+    from benchmark.synthetic_mdace import write_companion
+
+    root = tmp_path / "study"
+    study = attached_copy(small_study.root, root, labelstudio_server)
+    write_companion(synthetic_corpus_small, seed=0, out_root=tmp_path)
+    import_mdace(study, tmp_path / "mdace")
+    coders = ["sev-a@example.org", "sev-b@example.org"]
+    assert cli.main(["--study", str(root), "setup-labelstudio", "--simulated", "--coders", ",".join(coders),
+                     "--design", "overlap:6", "--evidence"]) == 0
+    assert cli.main(["--study", str(root), "simulate-coders", "--behaviour", "careful", "--seed", "1"]) == 0
+    assert cli.main(["--study", str(root), "pull"]) == 0
+    capsys.readouterr()
+    assert cli.main(["--study", str(root), "score", "--coders", str(study.exports_dir / "merged-latest.json"),
+                     "--bootstrap", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "Against MDACE (synthetic companion)" in out and "Between coders" in out
+    block = json.loads(study.scores.read_text())["coder_evidence"]
+    assert block["n_spans"] > 0 and block["vs_mdace"]["n_shared_charts"] > 0
+    rows = {r["coder"]: r for r in block["vs_mdace"]["rows"]}
+    assert sorted(rows) == sorted([*coders, "All coders"])
+    for coder in coders:  # the first place of a code's phrase is one of the places the companion marks
+        assert rows[coder]["correct_codes"]["exact_span"]["precision"] > 0.9, rows[coder]
+        assert 0 < rows[coder]["all_codes"]["exact_span"]["recall"] < 1
+    (pair,) = block["agreement"]
+    assert pair["n_tasks"] == 6 and pair["shared_codes"]["exact_span"]["f1"] > 0.9  # same rule, same codes: same spans
