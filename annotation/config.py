@@ -25,7 +25,7 @@ code through ``alias`` (so exports need no title parsing; docs/architecture.md Â
   The browser test pins this behaviour for the pinned Label Studio.
 
 **Evidence** (``evidence=True``, ``bench setup-labelstudio --evidence``): a second Taxonomy, named
-``evidence``, over the same tree (the same items file), with ``labeling="true"``: Label Studio's taxonomy
+``evidence``, over the same code tree, with ``labeling="true"``: Label Studio's taxonomy
 *as a labeling tool* (on in 1.23, behind the frontend flag ``fflag_feat_front_lsdv_5452_taxonomy_labeling``).
 The coder picks a code in it, then highlights words in the note; each highlight becomes a region of the
 note carrying that code, and one result ``{"type": "taxonomy", "value": {"start", "end", "text",
@@ -40,7 +40,9 @@ least work for a coder:
 
 - ``<Labels>`` with one ``<Label>`` per code: 4,000 label buttons above the note;
 - one ``<Label value="Evidence">`` plus a per-region ``<Taxonomy perRegion="true">``: two results per
-  span joined by a region id, and a code search for every span instead of one per code;
+  span joined by a region id, and a label click, a highlight and a code search for every span (here:
+  a code pick and a highlight; with the editor's setting "keep label selected after creating a region"
+  one pick serves all of a code's highlights);
 - per-region ``<Choices>`` "restricted to the codes picked": Label Studio builds a control's options
   from the config or the task data only, never from another control's current value, so the
   restriction cannot be expressed; the scorer enforces it instead (``benchmark.exports``: evidence of a
