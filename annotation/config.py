@@ -41,7 +41,7 @@ least work for a coder:
 - ``<Labels>`` with one ``<Label>`` per code: 4,000 label buttons above the note;
 - one ``<Label value="Evidence">`` plus a per-region ``<Taxonomy perRegion="true">``: two results per
   span joined by a region id, and a label click, a highlight and a code search for every span (here:
-  a code pick and a highlight; with the editor's setting "keep label selected after creating a region"
+  a code pick and a highlight; with the editor's setting to keep labels selected (``continuousLabeling``)
   one pick serves all of a code's highlights);
 - per-region ``<Choices>`` "restricted to the codes picked": Label Studio builds a control's options
   from the config or the task data only, never from another control's current value, so the
