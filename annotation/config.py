@@ -25,6 +25,31 @@ code through ``alias`` (so exports need no title parsing; docs/architecture.md Â
   valid when the server restarts on another port or is reached through an SSH tunnel or a proxy.
   The browser test pins this behaviour for the pinned Label Studio.
 
+**Evidence** (``evidence=True``, ``bench setup-labelstudio --evidence``): a second Taxonomy, named
+``evidence``, over the same code tree, with ``labeling="true"``: Label Studio's taxonomy
+*as a labeling tool* (on in 1.23, behind the frontend flag ``fflag_feat_front_lsdv_5452_taxonomy_labeling``).
+The coder picks a code in it, then highlights words in the note; each highlight becomes a region of the
+note carrying that code, and one result ``{"type": "taxonomy", "value": {"start", "end", "text",
+"taxonomy": [[chapter, category, code]]}}`` with character offsets into the task text. Its tree is
+always inline, with a ``color`` on every leaf: a region takes its highlight color and its label (the
+code and title, on the note and in the region list) from its leaf, and with the tree loaded from
+``apiUrl`` the regions already in a task when it opens (RAC's proposed windows, a saved annotation)
+are drawn before the items arrive and stay without label or color (checked in the browser with 1.23.2).
+The inline tree costs page time (perf/RESULTS.md), so it is there only with ``evidence``.
+We chose this tag over the alternatives because it links a span to a code in one result and with the
+least work for a coder:
+
+- ``<Labels>`` with one ``<Label>`` per code: 4,000 label buttons above the note;
+- one ``<Label value="Evidence">`` plus a per-region ``<Taxonomy perRegion="true">``: two results per
+  span joined by a region id, and a label click, a highlight and a code search for every span (here:
+  a code pick and a highlight; with the editor's setting to keep labels selected (``continuousLabeling``)
+  one pick serves all of a code's highlights);
+- per-region ``<Choices>`` "restricted to the codes picked": Label Studio builds a control's options
+  from the config or the task data only, never from another control's current value, so the
+  restriction cannot be expressed; the scorer enforces it instead (``benchmark.exports``: evidence of a
+  code the coder did not pick in ``codes`` is counted and left out, so removing a code also rejects
+  its evidence).
+
 The rest of the contract: a ``TextArea`` named ``comment`` and a ``Choices`` named
 ``insufficient_documentation``. Reference codes never appear here: the only codes in the config (or its
 items file) are the shortlist, which is the coding vocabulary the coders see anyway.
@@ -44,6 +69,9 @@ items file) are the shortlist, which is the coding vocabulary the coders see any
 >>> xml = labeling_config(["428.0", "428.1"], cat, ui="taxonomy", items_url=items_url("t.json"))
 >>> items_file(xml), choice_codes(xml, items)
 ('t.json', ['428.0', '428.1'])
+>>> xml = labeling_config(["428.0"], cat, ui="choices", evidence=True)
+>>> [(el.get("name"), el.get("labeling")) for el in ET.fromstring(xml).iter("Taxonomy")]
+[('evidence', 'true')]
 """
 
 from __future__ import annotations
@@ -60,6 +88,10 @@ from benchmark.errors import UserError
 UIS = ("choices", "taxonomy")
 DEFAULT_UI = "taxonomy"  # measured: perf/RESULTS.md, Label Studio, "Coder page: navigation â†’ picker usable"
 CONTROL = "codes"
+EVIDENCE_CONTROL = "evidence"
+SEARCH_PLACEHOLDER = "Search codes: number or words"
+EVIDENCE_PLACEHOLDER = "Code to highlight evidence for"
+EVIDENCE_COLOR = "#ffd54f"  # a highlighter yellow: evidence regions are drawn in their code's color
 TITLE_CHARS = 80  # long titles are cut here: shorter strings are fewer layout lines in the picker
 # Resolved by the browser to <origin>/data/local-files/?d=<file> (see the module docstring for why).
 ITEMS_URL_PREFIX = "/projects/0/resolve/../../../data/local-files/?d="
@@ -87,16 +119,18 @@ def _titles(shortlist: Sequence[str], catalogue: pd.DataFrame) -> pd.DataFrame:
                          "chapter": rows["chapter"].fillna("Unclassified").astype(str).to_numpy()})
 
 
-def taxonomy_items(shortlist: Sequence[str], catalogue: pd.DataFrame) -> list[dict[str, Any]]:
+def taxonomy_items(shortlist: Sequence[str], catalogue: pd.DataFrame, color: str | None = None) -> list[dict[str, Any]]:
     """The code tree, chapter -> category -> code, in Label Studio's Taxonomy item shape.
 
     Branches carry ``value`` and ``children``; leaves ``value`` ("code title") and ``alias`` (the bare
-    code, which is what a result stores). Served as JSON for ``apiUrl`` and also the source of the
-    nested ``<Choice>`` tags, so both taxonomy configs offer the same tree.
+    code, which is what a result stores), and ``color`` when given (the evidence tree: a region's
+    highlight takes its label's color, and is invisible without one). Served as JSON for ``apiUrl`` and
+    also the source of the nested ``<Choice>`` tags, so both taxonomy configs offer the same tree.
     """
     rows = _titles(shortlist, catalogue)
+    paint = {"color": color} if color else {}
     return [{"value": chapter, "children": [
-                {"value": category, "children": [{"value": _label(r.code, r.title), "alias": r.code}
+                {"value": category, "children": [{"value": _label(r.code, r.title), "alias": r.code, **paint}
                                                  for r in in_category.itertuples(index=False)]}
                 for category, in_category in in_chapter.groupby("category", sort=True)]}
             for chapter, in_chapter in rows.groupby("chapter", sort=True)]
@@ -117,12 +151,13 @@ def items_file(xml: str) -> str | None:
 
 
 def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI,
-                    items_url: str | None = None, codes_label: str = "ICD-9-CM") -> str:
+                    items_url: str | None = None, codes_label: str = "ICD-9-CM", evidence: bool = False) -> str:
     """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``.
 
     ``items_url`` (taxonomy only): load the tree from there (``taxonomy_items`` as JSON) instead of
     inlining it as nested ``<Choice>`` tags. ``codes_label`` names the study's code system in the
-    picker's header (``benchmark.codesystems.study_label``).
+    picker's header (``benchmark.codesystems.study_label``). ``evidence`` adds the evidence highlighter (its
+    tree always inline, in ``EVIDENCE_COLOR``: see the module docstring).
     """
     if ui not in UIS:
         raise UserError(f"--ui {ui!r}: expected one of {', '.join(UIS)}")
@@ -138,19 +173,18 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     ET.SubElement(side, "Header", value=f"{codes_label} codes: search by number or words", size="5")
     if ui == "choices":
         ET.SubElement(side, "Filter", name="code_filter", toName=CONTROL, minlength="1",
-                      placeholder="Search codes: number or words")
+                      placeholder=SEARCH_PLACEHOLDER)
         picker = ET.SubElement(side, "Choices", name=CONTROL, toName="text", choice="multiple",
                                showInline="false", required="false")
         for row in _titles(shortlist, catalogue).itertuples(index=False):
             ET.SubElement(picker, "Choice", value=_label(row.code, row.title), alias=row.code)
     else:
-        picker = ET.SubElement(side, "Taxonomy", name=CONTROL, toName="text", leafsOnly="true",
-                               showFullPath="false", placeholder="Search codes: number or words",
-                               minWidth="320px", dropdownWidth="560px")
-        if items_url:
-            picker.set("apiUrl", items_url)
-        else:
-            _nest(picker, taxonomy_items(shortlist, catalogue))
+        _code_tree(side, CONTROL, shortlist, catalogue, items_url, SEARCH_PLACEHOLDER)
+    if evidence:
+        ET.SubElement(side, "Header", value="Evidence: pick a code here, then highlight its words in the note",
+                      size="6")
+        _code_tree(side, EVIDENCE_CONTROL, shortlist, catalogue, None, EVIDENCE_PLACEHOLDER,
+                   color=EVIDENCE_COLOR, labeling="true")
     flag = ET.SubElement(side, "Choices", name="insufficient_documentation", toName="text", choice="single")
     ET.SubElement(flag, "Choice", value="Insufficient documentation to code this note", alias="yes")
     ET.SubElement(side, "TextArea", name="comment", toName="text", placeholder="Comment (optional)",
@@ -158,11 +192,23 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     return ET.tostring(view, encoding="unicode")
 
 
+def _code_tree(parent: ET.Element, name: str, shortlist: Sequence[str], catalogue: pd.DataFrame,
+               items_url: str | None, placeholder: str, color: str | None = None, **extra: str) -> None:
+    """A Taxonomy over the code tree: from the items file when there is one, else inline."""
+    tree = ET.SubElement(parent, "Taxonomy", name=name, toName="text", leafsOnly="true", showFullPath="false",
+                         placeholder=placeholder, minWidth="320px", dropdownWidth="560px", **extra)
+    if items_url:
+        tree.set("apiUrl", items_url)
+    else:
+        _nest(tree, taxonomy_items(shortlist, catalogue, color))
+
+
 def _nest(parent: ET.Element, items: list[dict[str, Any]]) -> None:
     for item in items:
         element = ET.SubElement(parent, "Choice", value=item["value"])
-        if "alias" in item:
-            element.set("alias", item["alias"])
+        for key in ("alias", "color"):
+            if key in item:
+                element.set(key, item[key])
         _nest(element, item.get("children", []))
 
 

@@ -22,6 +22,14 @@ codes as Label Studio predictions (``model_version = RUN``). Shares are rotated 
 ``split`` every note is coded once without help and once with it, by different coders (a crossover
 that avoids a coder seeing the same note twice). Unassisted projects never hold predictions.
 
+**Evidence** (``--evidence``): the coder page gets the evidence highlighter (``annotation.config``), in
+both arms, so the arms differ only by the help. ``--show-evidence`` (with ``--assist RUN``) implies it and
+also gives each assisted task, for every predicted code, RAC's evidence windows (``evidence.jsonl`` of the
+same prediction set) as regions of the note carrying that code, inside the same Label Studio prediction
+as the codes: the coder sees the highlighted words behind each proposed code, keeps the code (and its
+regions) to accept it, or removes it to reject it. Which tasks carry evidence is fixed at import, so a
+project whose tasks were imported with the other setting is refused.
+
 **Idempotency.** ``study/labelstudio/projects.json`` holds
 ``{"projects": [{"id", "coder", "arm", "ui", "config_sha256", "task_ids", ...}], "tasks": {"<task id>": hadm_id}}``.
 Tasks are imported in batches and the file is rewritten (atomically) after each batch, so a re-run
@@ -57,10 +65,12 @@ import pandas as pd
 
 from annotation.accounts import Coder
 from annotation.client import Connection
-from annotation.config import items_url, labeling_config, taxonomy_items
+from annotation.config import EVIDENCE_CONTROL, items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
 from benchmark import codesystems, study_files
 from benchmark import study as study_mod
+from benchmark.arms import shown_predictions
+from benchmark.attention_evidence import EVIDENCE_FILE, read_evidence
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
 from benchmark.predictions import read_predictions
@@ -165,20 +175,27 @@ def assist_sets(study: Study, run: str, sample: list[int], shortlist: list[str])
 
     Codes outside the shortlist cannot be shown in the picker, so they are left out of the pre-annotation.
     """
-    for split in ("sample", "test"):
-        path = study.predictions_dir / f"{run}-{split}"
-        if (path / "meta.json").exists():
-            sets = read_predictions(path).code_sets()
-            break
-    else:
-        raise UserError(f"--assist {run}: no predictions at {study.predictions_dir}/{run}-sample or -test; "
-                        f"run `bench predict` for run {run} first")
+    sets = read_predictions(shown_predictions(study, run)).code_sets()
     missing = [h for h in sample if h not in sets]
     if missing:
         raise UserError(f"--assist {run}: predictions lack {len(missing)} sampled admissions "
                         f"(first HADM_ID {missing[0]}); predict the sample or the test split")
     allowed = set(shortlist)
     return {h: [c for c in sets[h] if c in allowed] for h in sample}
+
+
+def assist_evidence(study: Study, run: str, predicted: dict[int, list[str]]) -> dict[int, dict[str, list[tuple[int, int]]]]:
+    """RAC's evidence windows of the shown codes, ``{hadm_id: {code: [(start, end), ...]}}``, same prediction set."""
+    path = shown_predictions(study, run) / EVIDENCE_FILE
+    if not path.exists():
+        raise UserError(f"--show-evidence: {path} does not exist; evidence comes from `bench predict` for a run "
+                        f"(a .psv has none)")
+    evidence = read_evidence(path)
+    missing = [h for h, codes in predicted.items() if codes and h not in evidence]
+    if missing:
+        raise UserError(f"--show-evidence: {path} lacks {len(missing)} sampled admissions (first HADM_ID "
+                        f"{missing[0]}); re-run `bench predict` for run {run}")
+    return {h: {c: evidence[h].get(c, []) for c in codes} for h, codes in predicted.items() if codes}
 
 
 def codes_result(codes: list[str], ui: str, catalogue: pd.DataFrame) -> list[dict[str, Any]]:
@@ -191,33 +208,60 @@ def codes_result(codes: list[str], ui: str, catalogue: pd.DataFrame) -> list[dic
     return [{"from_name": "codes", "to_name": "text", "type": ui, "value": value}]
 
 
+def evidence_result(windows: dict[str, list[tuple[int, int]]], text: str, catalogue: pd.DataFrame) -> list[dict[str, Any]]:
+    """Regions of the note, one per evidence window, each carrying its code in the ``evidence`` control.
+
+    Region ids are unique within the task (``ev<n>``): Label Studio tells regions apart by them.
+
+    >>> cat = pd.DataFrame({"code": ["428.0"], "chapter": ["390-459"], "category": ["428"]})
+    >>> evidence_result({"428.0": [(3, 6)]}, "Hx CHF.", cat)[0]["value"]
+    {'start': 3, 'end': 6, 'text': 'CHF', 'taxonomy': [['390-459', '428', '428.0']]}
+    """
+    table = catalogue.set_index("code")
+    return [{"id": f"ev{n}", "from_name": EVIDENCE_CONTROL, "to_name": "text", "type": "taxonomy",
+             "value": {"start": start, "end": end, "text": text[start:end],
+                       "taxonomy": [[str(table.at[code, "chapter"]), str(table.at[code, "category"]), code]]}}
+            for n, (code, start, end) in enumerate((c, b, e) for c, spans in windows.items() for b, e in spans)]
+
+
 # --- setup -----------------------------------------------------------------------------------------
 def setup_projects(
     study: Study, conn: Connection, coders: list[Coder], design: str = "split", ui: str = "taxonomy",
     assist: str | None = None, force: bool = False, batch_size: int = BATCH_SIZE, progress: bool = True,
+    evidence: bool = False, show_evidence: bool = False,
 ) -> SetupSummary:
-    """Create or complete one project per coder and arm, and import each coder's share of tasks."""
+    """Create or complete one project per coder and arm, and import each coder's share of tasks.
+
+    ``evidence`` adds the evidence highlighter to every project; ``show_evidence`` (assisted arm only)
+    implies it and pre-annotates each predicted code's evidence windows.
+    """
     started = time.perf_counter()
+    if show_evidence and not assist:
+        raise UserError("--show-evidence shows RAC's evidence in the assisted arm: give the run with --assist RUN")
+    evidence = evidence or show_evidence
     study.require("documents", "codes", "sample", "shortlist")
     data_dir = study.labelstudio_dir
     sample, shortlist = read_sample(study), read_shortlist(study)
     catalogue = study_files.read_catalogue(study, ["code", "short_title", "long_title", "category", "chapter"])
     version = codesystems.study_version(study)
     label = codesystems.study_label(version)
-    config = labeling_config(shortlist, catalogue, ui, codes_label=label)
+    config = labeling_config(shortlist, catalogue, ui, codes_label=label, evidence=evidence)
     inline_sha = sha256_bytes(config.encode("utf-8"))  # a project set up with the inline tree keeps it
     items_folder = None
     if ui == "taxonomy" and conn.local_dir is not None:
         items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
         config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"),
-                                 codes_label=label)
+                                 codes_label=label, evidence=evidence)
     config_sha = sha256_bytes(config.encode("utf-8"))
     payloads = task_data(study, sample)
     emails = [c.email for c in coders]
     arms: list[tuple[str, dict[str, list[int]]]] = [("unassisted", assign(len(sample), emails, design))]
     predicted: dict[int, list[str]] = {}
+    windows: dict[int, dict[str, list[tuple[int, int]]]] = {}
     if assist:
         predicted = assist_sets(study, assist, sample, shortlist)
+        if show_evidence:
+            windows = assist_evidence(study, assist, predicted)
         arms.append(("assisted", assign(len(sample), emails, design, rotate=1)))
 
     state = load_state(data_dir)
@@ -226,19 +270,21 @@ def setup_projects(
         for coder in coders:
             entry = _ensure_project(conn, state, coder, arm, ui, config, config_sha, inline_sha, assist, force, version,
                                     summary)
+            _check_shown_evidence(entry, arm == "assisted" and show_evidence)
             save_state(data_dir, state)
             if items_folder is not None and entry["config_sha256"] == config_sha:
                 ensure_items_storage(conn, entry["id"], items_folder)
             wanted = [payloads[i] for i in shares[coder.email]]
-            _import_missing(conn, data_dir, state, entry, wanted, arm, assist, predicted, ui, catalogue,
+            _import_missing(conn, data_dir, state, entry, wanted, arm, assist, predicted, windows, ui, catalogue,
                             force, batch_size, progress, summary)
             summary.projects.append(entry)
     study.record_step("setup-labelstudio", {
         "fingerprint": study_mod.fingerprint({"sample": study.file_hashes(study.sample), "shortlist":
                                               study.file_hashes(study.shortlist), "coders": emails,
-                                              "design": design, "ui": ui, "assist": assist or ""}),
+                                              "design": design, "ui": ui, "assist": assist or "",
+                                              "evidence": evidence, "show_evidence": show_evidence}),
         "server": conn.url, "label_studio_version": conn.version, "design": design, "ui": ui,
-        "assist": assist, "coders": emails, "projects": [p["id"] for p in summary.projects],
+        "assist": assist, "evidence": evidence, "show_evidence": show_evidence, "coders": emails, "projects": [p["id"] for p in summary.projects],
         "n_tasks": sum(len(p["task_ids"]) for p in summary.projects), "config_sha256": config_sha,
     })
     summary.seconds = time.perf_counter() - started
@@ -328,6 +374,16 @@ def _ensure_project(conn: Connection, state: dict[str, Any], coder: Coder, arm: 
     return entry
 
 
+def _check_shown_evidence(entry: dict[str, Any], show_evidence: bool) -> None:
+    """Tasks carry RAC's evidence or not from their import on: refuse to mix both in one project."""
+    before = bool(entry.get("show_evidence", False))
+    if entry["task_ids"] and before != show_evidence:
+        raise UserError(f"project {entry['id']} ({entry['coder']}, {entry['arm']}) holds tasks imported "
+                        f"{'with' if before else 'without'} RAC's evidence; re-run "
+                        f"{'with' if before else 'without'} --show-evidence, or set the study up in a new directory")
+    entry["show_evidence"] = show_evidence
+
+
 def _forget_project(state: dict[str, Any], entry: dict[str, Any]) -> None:
     for task_id in entry.get("task_ids", []):
         state["tasks"].pop(str(task_id), None)
@@ -344,7 +400,7 @@ def _server_tasks(conn: Connection, project_id: int) -> dict[int, int]:
 
 def _import_missing(conn: Connection, data_dir: Path, state: dict[str, Any], entry: dict[str, Any],
                     wanted: list[dict[str, Any]], arm: str, assist: str | None, predicted: dict[int, list[str]],
-                    ui: str, catalogue: pd.DataFrame, force: bool, batch_size: int, progress: bool,
+                    windows: dict[int, dict[str, list[tuple[int, int]]]], ui: str, catalogue: pd.DataFrame, force: bool, batch_size: int, progress: bool,
                     summary: SetupSummary) -> None:
     from tqdm.auto import tqdm
 
@@ -378,9 +434,11 @@ def _import_missing(conn: Connection, data_dir: Path, state: dict[str, Any], ent
         tasks = [{"data": p} for p in batch]
         if arm == "assisted":
             for task in tasks:
-                codes = predicted.get(task["data"]["hadm_id"], [])
-                task["predictions"] = [{"model_version": assist,
-                                        "result": codes_result(codes, ui, catalogue)}]
+                hadm_id = task["data"]["hadm_id"]
+                result = codes_result(predicted.get(hadm_id, []), ui, catalogue)
+                if windows:
+                    result += evidence_result(windows.get(hadm_id, {}), task["data"]["text"], catalogue)
+                task["predictions"] = [{"model_version": assist, "result": result}]
         response = conn.client.projects.import_tasks(entry["id"], request=tasks, return_task_ids=True)
         task_ids = sorted(int(t) for t in (response.task_ids or []))
         if len(task_ids) != len(batch):

@@ -55,6 +55,10 @@ Both behaviours share:
 - *Flags*: about 1% of notes flagged "insufficient documentation", 0.5% skipped (``was_cancelled``).
 - *Agreement*: notes the design gives to several coders (``overlap:K``) are coded independently by each,
   so their agreement reflects the model's error rates.
+- *Evidence* (projects set up with ``--evidence``): for each picked code, the coder highlights the first
+  place in the note where one of the synthetic corpus's evidence phrases for that code occurs
+  (``benchmark.synthetic_mdace.code_spans``, the phrases the MDACE companion marks everywhere); a code
+  without such a phrase gets no highlight. Not calibrated to any coder study: it exercises the path.
 """
 
 from __future__ import annotations
@@ -72,13 +76,14 @@ import numpy as np
 
 from annotation.accounts import Coder, coder_token, read_coders, set_passwords
 from annotation.client import Connection
-from annotation.projects import codes_result, load_state
+from annotation.projects import codes_result, evidence_result, load_state, task_data
 from benchmark import study_files
 from benchmark.errors import UserError
 from benchmark.reported import table1_rows
 from benchmark.references import read_references
 from benchmark.sampling import read_shortlist
 from benchmark.study import Study, fingerprint
+from benchmark.synthetic_mdace import code_spans
 
 RARE_TRAIN_COUNT = 5
 # Kim & Ganapathi (2021), Table 1, "Human coders" row (benchmark.reported holds the paper's tables).
@@ -312,11 +317,17 @@ def simulate_coders(study: Study, conn: Connection, seed: int = 0, workers: int 
         assignment[coder.email].append(hadm_id)
     answers = simulate_assignment(models, vocab, read_references(study, sorted(set().union(*assignment.values()))),
                                   assignment, seed)
+    evidence = bool((study.step("setup-labelstudio") or {}).get("evidence"))
+    texts = ({t["hadm_id"]: t["text"] for t in task_data(study, sorted({h for *_, h in jobs}))} if evidence and jobs
+             else {})
 
     def post(job: tuple[Any, Coder, dict[str, Any], int, int]) -> str:
         client, coder, entry, task_id, hadm_id = job
         codes, lead_time, flag, skipped = answers[(coder.email, hadm_id)]
         result = [] if skipped else codes_result(codes, entry["ui"], catalogue)
+        if evidence and not skipped:
+            first = {code: code_spans(texts[hadm_id], code)[:1] for code in codes}
+            result += evidence_result({code: spans for code, spans in first.items() if spans}, texts[hadm_id], catalogue)
         if flag:
             result.append({"from_name": "insufficient_documentation", "to_name": "text", "type": "choices",
                            "value": {"choices": ["yes"]}})

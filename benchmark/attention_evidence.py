@@ -28,8 +28,8 @@ import numpy as np
 
 from benchmark import study_files
 from benchmark.errors import UserError
-from benchmark.evidence import MEASURES, Span, evidence_scores
-from benchmark.mdace import read_spans
+from benchmark.evidence import MEASURES, Span, evidence_scores, measure_cells, measure_header
+from benchmark.mdace import summary_evidence
 from benchmark.predictions import list_prediction_sets, read_predictions
 from benchmark.table1 import FREQUENCY_BUCKETS
 from benchmark.study import Study
@@ -88,14 +88,8 @@ def _random_windows(rng: np.random.Generator, starts: np.ndarray, ends: np.ndarr
 
 def score_evidence(study: Study, names: Sequence[str] = (), types: str = "all", seed: int = 0) -> dict[str, Any]:
     """The ``evidence`` block of scores.json: one row per prediction set with evidence."""
-    gold_spans = read_spans(study, types)
-    charts = study_files.read_mdace_charts(study)
-    test_charts = set(charts.loc[charts["status"] == "test", "hadm_id"].astype(int))
-    placed = gold_spans[gold_spans["scored"] & gold_spans["doc_begin"].notna()]
-    gold: dict[int, list[Span]] = {int(h): [] for h in test_charts}
-    for h, b, e, c in placed[["hadm_id", "doc_begin", "doc_end", "code"]].itertuples(index=False):
-        if int(h) in gold:
-            gold[int(h)].append((int(b), int(e), str(c)))
+    gold = summary_evidence(study, types)
+    test_charts = set(gold)
     catalogue = study_files.read_catalogue(study, ["code", "train_count"])
     train_count = dict(zip(catalogue["code"], catalogue["train_count"].astype(int)))
     rows = []
@@ -147,16 +141,12 @@ def format_evidence(block: dict[str, Any]) -> str:
     """The evidence table as text: P/R/F1 per measure for all codes, correct codes and random windows."""
     title = "Evidence vs MDACE spans on discharge summaries" + (" (synthetic companion)" if block["synthetic"] else "")
     lines = [f"{title}; MDACE types {block['mdace_types']} (values in %, P/R/F1)"]
-    header = f"{'System / codes':<44}" + "".join(f" | {m.replace('position_independent', 'pos-indep'):^19}"
-                                                  for m in block["measures"])
-    lines += [header, "-" * len(header)]
+    lines += measure_header("System / codes", 44)
     for row in block["rows"]:
         for label, scores in (("all codes", row["all_codes"]), ("correct codes", row["correct_codes"]),
                               ("random windows, all", row["random_windows"]["all_codes"]),
                               ("random windows, correct", row["random_windows"]["correct_codes"])):
-            cells = "".join(f" | {100 * s['precision']:5.1f} {100 * s['recall']:5.1f} {100 * s['f1']:5.1f}  "
-                            for s in (scores[m] for m in block["measures"]))
-            lines.append(f"{(row['system'] + ', ' + label)[:44]:<44}{cells}")
+            lines.append(f"{(row['system'] + ', ' + label)[:44]:<44}{measure_cells(scores)}")
         lines.append(f"  {row['n_charts']} charts, {row['n_gold_spans']} gold spans, "
                      f"{row['n_predicted_windows']} predicted windows")
     return "\n".join(lines)

@@ -47,6 +47,19 @@ with *no annotation*, annotations by *unassigned* annotators, ``lead_time`` valu
 of which the latest (``updated_at``, then ``created_at``, then annotation id) counts. The same annotation
 seen in two files (a merged export and a per-coder one) is one annotation, counted as ``repeated``.
 
+**Evidence spans** (``bench setup-labelstudio --evidence``). A region of the note is a result whose value has
+``start`` and ``end``: in full JSON ``{"from_name": "evidence", "type": "taxonomy", "value": {"start", "end",
+"text", "taxonomy": [[chapter, category, code]]}}`` (a ``{"labels": [code]}`` value is read the same way); in
+JSON_MIN and CSV a list of such values under the control's key. Regions of the control ``evidence`` become
+the annotation's ``evidence``, ``{code: ((start, end), ...)}``, with ``start``/``end`` character offsets into
+the study's document (the task text). Refused, naming the file and task: offsets that are not integers with
+0 <= start < end <= the text's length, a region with no code or several, and a region whose ``text`` differs
+from the document's text at its offsets (another text, or offsets counted otherwise). Its codes are checked
+like the picked codes (unknown ones refused unless ``allow_unknown``). Counted and said beside the table:
+spans whose code the coder did not pick in ``codes`` (left out of ``evidence``: removing a proposed code
+rejects its evidence too) and regions of other controls (not evidence: a site's own span labels). A region is
+never taken for a picked code, so a project with evidence needs no ``--control``.
+
 Arms: a task's arm ("unassisted" or "assisted") comes from ``bench pull``'s ``coding_bench`` tag or the
 study's project map; exports that mix the two arms are refused, since Table 1 compares one condition.
 
@@ -61,12 +74,12 @@ import io
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark import codesystems, valid_codes
+from benchmark import codesystems, study_files, valid_codes
 from benchmark.valid_codes import ValidCodes
 from benchmark.errors import UserError
 from benchmark.io import sha256_bytes
@@ -75,6 +88,7 @@ from benchmark.study import Study
 CODES_CONTROL = "codes"
 INSUFFICIENT_CONTROL = "insufficient_documentation"
 COMMENT_CONTROL = "comment"
+EVIDENCE_CONTROL = "evidence"
 # JSON_MIN/CSV keys that are never a control: the converter's annotation fields and this study's task data.
 _MIN_FIELDS = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
                          "history", "hadm_id", "text", "sample_index", INSUFFICIENT_CONTROL, COMMENT_CONTROL})
@@ -101,6 +115,8 @@ class Annotation:
     outside_label_space: tuple[str, ...] = ()  # valid codes no reference has: scored as wrong, counted
     assigned: bool = True          # False: not the coder of the study's project it sits in (--include-unassigned)
     email: str | None = None
+    # code -> its highlighted spans (start, end) in the document, sorted; only codes among ``codes``
+    evidence: Mapping[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,6 +186,7 @@ class _Record:
     coder_id: int | None = None
     email: str | None = None
     values: dict[str, Any] = field(default_factory=dict)  # control name -> raw Choices/Taxonomy value(s)
+    regions: list[tuple[str, Any]] = field(default_factory=list)  # (control name, raw value) of each region
     codes: list[str] = field(default_factory=list)        # from the controls that hold codes (_select_controls)
     insufficient: bool = False
     annotation_id: int | None = None
@@ -189,6 +206,7 @@ class _Context:
     projects: dict[int, _Project]  # empty: the study has no Label Studio projects of its own
     task_map: dict[int, int]       # task id -> hadm_id of those projects
     controls: tuple[str, ...] = ()          # --control; empty: the study's own "codes"
+    texts: dict[int, str] = field(default_factory=dict)  # documents of admissions with regions (offsets check)
     coder_map: dict[str, str] = field(default_factory=dict)  # --coder-map: user id or email -> coder name
     include_unassigned: bool = False
 
@@ -299,7 +317,8 @@ def read_coder_exports(paths: Sequence[Path], study: Study, allow_unknown: bool 
     records: list[_Record] = []
     counts = dict.fromkeys(("tasks", "annotations", "scored", "skipped", "cancelled", "no_annotation",
                             "duplicates_replaced", "repeated", "unknown_codes", "insufficient_documentation",
-                            "unassigned", "lead_time_not_a_number"), 0)
+                            "unassigned", "lead_time_not_a_number", "evidence_spans", "evidence_spans_code_not_picked",
+                            "regions_other_controls"), 0)
     archived = []
     tasks_seen: set[tuple[int | None, int]] = set()
     for path in paths:
@@ -315,6 +334,7 @@ def read_coder_exports(paths: Sequence[Path], study: Study, allow_unknown: bool 
             tasks_seen.add((record.task_id, record.hadm_id))
             records.append(record)
     notes: list[str] = []
+    ctx.texts = study_files.read_document_texts(study, {r.hadm_id for r in records if r.regions})
     annotations, unassigned = _resolve(records, ctx, counts, allow_unknown, notes)
     if ctx.coder_map:
         notes.extend(_coder_map_gaps(coder_map, records, annotations, ctx.coder_map))
@@ -404,31 +424,43 @@ def _parse_full_task(path: Path, task: dict[str, Any], index: int, ctx: _Context
         coder_id = _int_or_none(by.get("id") if isinstance(by, dict) else by)
         email = by.get("email") if isinstance(by, dict) else by
         email = email.lower() if isinstance(email, str) and "@" in email else None  # one person, any case
-        values, insufficient = _values_from_results(where, ann.get("result") or [])
+        values, regions, insufficient = _values_from_results(where, ann.get("result") or [])
         kind = "cancelled" if ann.get("was_cancelled") or ann.get("skipped") else "scored"  # or "skipped": see below
         yield _Record(where, kind, task_id, hadm_id, project=project, coder_id=coder_id, email=email, values=values,
-                      insufficient=insufficient, annotation_id=_int_or_none(ann.get("id")),
+                      regions=regions, insufficient=insufficient, annotation_id=_int_or_none(ann.get("id")),
                       lead_time=ann.get("lead_time"),
                       updated_at=str(ann.get("updated_at") or ann.get("created_at") or ""), arm=arm)
 
 
-def _values_from_results(where: str, results: list[Any]) -> tuple[dict[str, Any], bool]:
-    """A full-JSON annotation's Choices/Taxonomy values per control name, and the insufficient flag."""
+def _values_from_results(where: str, results: list[Any]) -> tuple[dict[str, Any], list[tuple[str, Any]], bool]:
+    """A full-JSON annotation's Choices/Taxonomy values per control name, its regions, and the insufficient flag."""
     values: dict[str, list[Any]] = {}
+    regions: list[tuple[str, Any]] = []
     insufficient = False
     for result in results:
         if not isinstance(result, dict):
             raise UserError(f"{where}: an annotation result is not an object; export it again from Label Studio")
         value = result.get("value") or {}
+        if _is_region(value):
+            regions.append((str(result.get("from_name") or ""), value))
+            continue
         if not isinstance(value, dict) or not ({"choices", "taxonomy"} & set(value)):
-            continue  # a TextArea comment, a rating, a region: nothing that can hold codes
+            continue  # a TextArea comment, a rating: nothing that can hold codes
         name = result.get("from_name") or CODES_CONTROL  # a hand-made result without a name is the picker's
         if name == INSUFFICIENT_CONTROL:
             insufficient = insufficient or bool(value.get("choices"))
             continue
         values.setdefault(name, []).append({k: v for k, v in value.items() if k in ("choices", "taxonomy")})
-    return values, insufficient
+    return values, regions, insufficient
 
+
+def _is_region(value: Any) -> bool:
+    """Whether an exported value is a region of the note (it has offsets), not a document-level choice.
+
+    >>> _is_region({"start": 3, "end": 6, "taxonomy": [["c", "428", "428.0"]]}), _is_region({"choices": ["x"]})
+    (True, False)
+    """
+    return isinstance(value, dict) and ("start" in value or "end" in value)
 
 def _min_records(path: Path, items: Sequence[dict[str, Any]], ctx: _Context) -> list[_Record]:
     """JSON_MIN (or CSV) records. Keys of a task without annotation are task data, never a control."""
@@ -453,8 +485,10 @@ def _parse_min_record(path: Path, item: dict[str, Any], index: int, ctx: _Contex
     email = annotator.lower() if isinstance(annotator, str) and "@" in annotator else None
     values = {k: v for k, v in item.items()
               if k not in _MIN_FIELDS and k not in data_keys and v not in (None, "", [], {})}
+    regions = [(k, part) for k, v in values.items() for part in (v if isinstance(v, list) else [v]) if _is_region(part)]
+    values = {k: v for k, v in values.items() if not any(name == k for name, _ in regions)}
     return _Record(where, "scored", task_id, hadm_id, project=project, coder_id=_int_or_none(annotator), email=email,
-                   values=values, insufficient=bool(item.get(INSUFFICIENT_CONTROL)),
+                   values=values, regions=regions, insufficient=bool(item.get(INSUFFICIENT_CONTROL)),
                    annotation_id=_int_or_none(item.get("annotation_id")), lead_time=item.get("lead_time"),
                    updated_at=str(item.get("updated_at") or item.get("created_at") or ""), arm=arm)
 
@@ -626,9 +660,19 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
             counts[rec.kind] += 1
             continue
         codes, unknown, outside = _normalise_codes(rec.codes, ctx.code_system)
+        spans = _evidence_spans(rec, ctx, counts)
+        evidence_codes, evidence_unknown, _ = _normalise_codes([code for code, _, _ in spans], ctx.code_system)
+        unknown = tuple(sorted({*unknown, *(c for c in evidence_unknown if c not in codes)}))
         if unknown:
             unknown_by_task.append(f"{rec.where}: {', '.join(unknown)}")
             counts["unknown_codes"] += len(unknown)
+        evidence: dict[str, list[tuple[int, int]]] = {}
+        for code, start, end in spans:
+            dotted = normalise_code(code, ctx.code_system)
+            if dotted in codes:
+                evidence.setdefault(dotted, []).append((start, end))
+            else:
+                counts["evidence_spans_code_not_picked"] += 1
         counts["insufficient_documentation"] += int(rec.insufficient)
         lead_time = _seconds(rec.lead_time)
         if lead_time is None and rec.lead_time not in (None, ""):
@@ -641,7 +685,7 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
             codes=codes, unknown=unknown, lead_time=lead_time, updated_at=rec.updated_at,
             insufficient_documentation=rec.insufficient, simulated=bool(account and account.simulated),
             coder_name=mapped or (account.name if account else None), arm=rec.arm, assigned=assigned, email=email,
-            outside_label_space=outside,
+            outside_label_space=outside, evidence={c: tuple(sorted(set(v))) for c, v in sorted(evidence.items())},
         )
         key2 = (ann.coder, ann.hadm_id)
         earlier = latest.get(key2)
@@ -655,6 +699,15 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
     counts["codes_outside_label_space"] = sum(len(a.outside_label_space) for a in latest.values())
     if unknown_by_task and not allow_unknown:
         raise ctx.code_system.unknown_error(unknown_by_task, "correct them in Label Studio")
+    kept = [a for a in latest.values() if a.evidence]
+    counts["evidence_spans"] = sum(len(v) for a in kept for v in a.evidence.values())
+    counts["annotations_with_evidence"] = len(kept)
+    if counts["evidence_spans_code_not_picked"]:
+        notes.append(f"{counts['evidence_spans_code_not_picked']} evidence span(s) carry a code the coder did not pick "
+                     f"(a proposed code removed, or a slip): left out of the evidence scores")
+    if counts["regions_other_controls"]:
+        notes.append(f"{counts['regions_other_controls']} highlighted region(s) sit under controls other than "
+                     f"'{EVIDENCE_CONTROL}': not read as evidence")
     if bad_lead_times:
         notes.append(f"{len(bad_lead_times)} annotation(s) have a lead_time that is not a number of seconds "
                      f"(first: {bad_lead_times[0]}); counted as missing in the coders' throughput")
@@ -667,6 +720,34 @@ def _resolve(records: list[_Record], ctx: _Context, counts: dict[str, int], allo
                      f"project they sit in: {who}; " + ("scored, as --include-unassigned asks" if ctx.include_unassigned
                                                        else "not scored (--include-unassigned scores them)"))
     return sorted(latest.values(), key=lambda a: (a.hadm_id, a.coder)), listed
+
+
+def _evidence_spans(rec: _Record, ctx: _Context, counts: dict[str, int]) -> list[tuple[str, int, int]]:
+    """``(raw code, start, end)`` of each region of the ``evidence`` control, checked against the document text."""
+    text = ctx.texts.get(rec.hadm_id, "")
+    out = []
+    for name, value in rec.regions:
+        if name != EVIDENCE_CONTROL:
+            counts["regions_other_controls"] += 1
+            continue
+        start, end = value.get("start"), value.get("end")
+        if isinstance(start, bool) or not isinstance(start, int) or isinstance(end, bool) or not isinstance(end, int):
+            raise UserError(f"{rec.where}: an evidence region has start {start!r}, end {end!r}, not character offsets "
+                            "into the note (a <Text> region); export the project made by `bench setup-labelstudio`")
+        if not 0 <= start < end <= len(text):
+            raise UserError(f"{rec.where}: an evidence region [{start}, {end}) lies outside the note's {len(text)} "
+                            "characters; export from this study's projects")
+        shown = value.get("text")
+        if isinstance(shown, str) and shown != text[start:end]:
+            raise UserError(f"{rec.where}: the evidence region [{start}, {end}) holds {shown[:40]!r}, but the note has "
+                            f"{text[start:end][:40]!r} there: another text, or offsets counted another way")
+        codes = _codes_from_value(rec.where, {k: v for k, v in value.items() if k in ("taxonomy", "choices")})
+        codes += [str(label) for label in value.get("labels") or []]
+        if len(codes) != 1:
+            raise UserError(f"{rec.where}: the evidence region [{start}, {end}) carries {len(codes)} codes "
+                            f"({', '.join(codes) or 'none'}); each highlight carries exactly one code")
+        out.append((codes[0].split()[0], start, end))
+    return out
 
 
 def _account_of(rec: _Record, ctx: _Context) -> _Account | None:

@@ -363,3 +363,17 @@ def read_spans(study: Study, types: str = "all") -> pd.DataFrame:
         raise UserError(f"{study.mdace_spans} does not exist: run `bench import-mdace DIR` on this study first")
     spans = study_files.read_mdace_spans(study)
     return spans[spans["type"].isin(TYPE_FILTERS[types])].reset_index(drop=True)
+
+
+def summary_evidence(study: Study, types: str = "all") -> dict[int, list[tuple[int, int, str]]]:
+    """MDACE's gold evidence per test-split chart: ``(doc_begin, doc_end, code)`` of the scored spans of
+    ``types`` placed in the study's document (spans in other notes have no place there); every test-split
+    chart is a key, also one without such a span."""
+    spans = read_spans(study, types)
+    charts = study_files.read_mdace_charts(study)
+    gold: dict[int, list[tuple[int, int, str]]] = {int(h): [] for h in charts.loc[charts["status"] == "test", "hadm_id"]}
+    placed = spans[spans["scored"] & spans["doc_begin"].notna()]
+    for h, b, e, c in placed[["hadm_id", "doc_begin", "doc_end", "code"]].itertuples(index=False):
+        if int(h) in gold:
+            gold[int(h)].append((int(b), int(e), str(c)))
+    return gold

@@ -18,7 +18,7 @@ Readers return ``pandas`` frames of the columns asked for, rows in file order.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +68,16 @@ def read_documents(study: Study, columns: Sequence[str], split: str | None = Non
     if split is None:
         return docs
     return docs[docs["split"] == split].reset_index(drop=True)[list(columns)]
+
+
+def read_document_texts(study: Study, hadm_ids: Iterable[int]) -> dict[int, str]:
+    """The document text of each of ``hadm_ids`` (what Label Studio region offsets and evidence spans index)."""
+    wanted = sorted({int(h) for h in hadm_ids})
+    if not wanted:
+        return {}
+    study.require("documents")
+    docs = read_documents(study, ["hadm_id", "text"], hadm_ids=wanted)
+    return dict(zip(docs["hadm_id"].astype(int), docs["text"]))
 
 
 def read_reference_codes(study: Study) -> pd.DataFrame:

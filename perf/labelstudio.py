@@ -7,7 +7,8 @@ study to the data contract, and measures:
 
 - setup: coder accounts (2) + projects + 508 task imports, i.e. what `bench setup-labelstudio` does;
 - page ready in headless Chromium, signed in as a coder: navigation until the picker is usable, for the
-  taxonomy with its tree loaded from the served items file (the default), the taxonomy with the tree
+  taxonomy with its tree loaded from the served items file (the default), the same with the evidence
+  highlighter of `--evidence` (its tree inline) until both pickers are usable, the taxonomy with the tree
   inlined as nested <Choice> tags (what a server named by --url gets), and the flat choices list, all
   over the full shortlist. Each navigation starts from about:blank, so the previous page's teardown is
   not counted. The same run's reference figure is the same page with a 3-code config (the floor: Label
@@ -107,13 +108,14 @@ def measure_pages(conn, study: Study, email: str, repeats: int, own: dict) -> No
     catalogue = pd.read_parquet(study.codes)
     note = task_data(study, read_sample(study)[:1])[0]
     folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
-    variants = (("floor (3 codes)", shortlist[:3], "choices", None),
-                ("taxonomy, items file", shortlist, "taxonomy", items_url(f"{ITEMS_DIR}/{name}")),
-                ("taxonomy, inline", shortlist, "taxonomy", None),
-                ("choices", shortlist, "choices", None))
+    variants = (("floor (3 codes)", shortlist[:3], "choices", None, False),
+                ("taxonomy, items file", shortlist, "taxonomy", items_url(f"{ITEMS_DIR}/{name}"), False),
+                ("taxonomy + evidence (--evidence)", shortlist, "taxonomy", items_url(f"{ITEMS_DIR}/{name}"), True),
+                ("taxonomy, inline", shortlist, "taxonomy", None, False),
+                ("choices", shortlist, "choices", None, False))
     pages = {}
-    for label, codes, ui, items in variants:
-        config = labeling_config(codes, catalogue, ui, items_url=items)
+    for label, codes, ui, items, evidence in variants:
+        config = labeling_config(codes, catalogue, ui, items_url=items, evidence=evidence)
         project = conn.client.projects.create(title=f"perf {label}", label_config=config)
         if items:
             ensure_items_storage(conn, project.id, folder)
@@ -128,7 +130,7 @@ def measure_pages(conn, study: Study, email: str, repeats: int, own: dict) -> No
 
     def ready(page, ui: str, last: str) -> None:
         if ui == "taxonomy":  # rendered only once the items are there (a spinner stands in while loading)
-            page.locator(".htx-taxonomy").first.wait_for(state="visible", timeout=180_000)
+            page.locator(".htx-taxonomy").last.wait_for(state="visible", timeout=180_000)  # the evidence tree, if any
         else:
             page.locator(f'input[placeholder="{SEARCH_PLACEHOLDER}"]').wait_for(timeout=180_000)
             page.get_by_text(last, exact=False).first.wait_for(state="attached", timeout=180_000)

@@ -175,6 +175,8 @@ def build_context(study: Study, include_text: bool) -> dict[str, Any]:
         "table1_groups": _groups(TABLE1_COLUMNS),
         "table2": _table2(scores or {}),
         "evidence": _evidence_block(scores or {}),
+        "coder_evidence": _coder_evidence_block(scores or {}),
+        "arms": (scores or {}).get("arms"),  # `bench compare-arms`: rows already per coder and arm
         "table2_columns": TABLE2_COLUMNS,
         "table2_groups": _groups(TABLE2_COLUMNS),
         "charts": charts,
@@ -267,6 +269,21 @@ def _evidence_block(scores: Mapping[str, Any]) -> dict[str, Any] | None:
             cells = [(f"{m}_{k}", part[m][k]) for m in block["measures"] for k in ("precision", "recall", "f1")]
             lines.append({"system": row["system"], "label": label, "cells": cells, "row": row})
     return {"block": block, "lines": lines, "chart": figures.evidence_by_frequency(block.get("rows") or [])}
+
+
+def _coder_evidence_block(scores: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`bench score`'s coder evidence (against MDACE, between coders) as table lines like the evidence table's."""
+    block = scores.get("coder_evidence")
+    if not block:
+        return None
+    parts = [(row["coder"], label, row[key]) for row in (block.get("vs_mdace") or {}).get("rows") or []
+             for key, label in (("all_codes", "against MDACE, all codes"), ("correct_codes", "against MDACE, correct codes"))]
+    parts += [(f"{pair['a']} vs {pair['b']} ({pair['n_tasks']} tasks)", label, pair[key]) for pair in block["agreement"]
+              for key, label in (("all_codes", "between coders, all codes"), ("shared_codes", "between coders, shared codes"))]
+    lines = [{"system": who, "label": label, "cells": [(f"{m}_{k}", part[m][k]) for m in block["measures"]
+                                                       for k in ("precision", "recall", "f1")]}
+             for who, label, part in parts]
+    return {"block": block, "lines": lines}
 
 
 def _view(key: str, title: str, table: Mapping[str, Any]) -> dict[str, Any]:

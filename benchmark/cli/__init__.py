@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "benchmark.cli.labelstudio",
     "benchmark.cli.train",
     "benchmark.cli.score",
+    "benchmark.cli.arms",
     "benchmark.cli.mdace",
     "benchmark.cli.report",
     "benchmark.cli.demo",

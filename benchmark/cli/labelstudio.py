@@ -34,7 +34,11 @@ projects (see annotation/projects.py for the blinding decision). One task per sa
 text, hadm_id and sample index: reference codes never enter Label Studio. New coders' sign-in address and
 initial password are shown once, on the terminal, and stored nowhere.
 Re-running adds nothing twice and resumes an interrupted import; the config of a project with annotations
-is changed only with --force.""")
+is changed only with --force.
+--evidence adds a second code picker to the page: the coder picks a code there and highlights the words of
+the note that support it (each highlight is stored with its character offsets and code). --assist RUN
+--show-evidence also pre-highlights, for every code RAC proposes, the note windows its attention picked:
+the coder keeps a proposed code to accept it (with its highlights) or removes it to reject it.""")
     p.add_argument("--coders", metavar="EMAIL,...", default=None,
                    help="coder e-mails (default: the coders recorded by an earlier run)")
     p.add_argument("--design", default="split", metavar="split|overlap:K|all",
@@ -48,6 +52,12 @@ is changed only with --force.""")
     p.add_argument("--assist", metavar="RUN", default=None,
                    help="also create a computer-assisted arm: separate projects whose tasks carry RUN's "
                         "predicted codes as pre-annotations")
+    p.add_argument("--evidence", action="store_true",
+                   help="coders also mark evidence: pick a code in a second picker, then highlight its words in the "
+                        "note (kept on re-runs); `bench score` then scores the spans against MDACE and between coders")
+    p.add_argument("--show-evidence", action="store_true",
+                   help="with --assist: each proposed code comes with RAC's evidence windows highlighted in the "
+                        "note (from the run's evidence.jsonl); implies --evidence")
     p.add_argument("--simulated", action="store_true",
                    help="the coders are simulated (demo): marked so in coders.json and every result")
     p.add_argument("--force", action="store_true",
@@ -116,9 +126,11 @@ def _setup(args: argparse.Namespace) -> int:
         if not emails:
             raise UserError("--coders: no coders recorded yet; give their e-mails, e.g. --coders a@x.org,b@y.org")
     ui = args.ui or next((p["ui"] for p in load_state(data_dir)["projects"]), DEFAULT_UI)
+    evidence = args.evidence or bool((study.step("setup-labelstudio") or {}).get("evidence"))
     conn = connect(data_dir, args.url)
     coders, passwords = ensure_coders(conn, data_dir, emails, simulated=args.simulated)
-    summary = setup_projects(study, conn, coders, design=args.design, ui=ui, assist=args.assist, force=args.force)
+    summary = setup_projects(study, conn, coders, design=args.design, ui=ui, assist=args.assist, force=args.force,
+                             evidence=evidence, show_evidence=args.show_evidence)
     for p in summary.projects:
         print(f"project {p['id']:>4}  {p['arm']:<10}  {p['ui']:<8}  {len(p['task_ids']):>4} tasks  {p['coder']}")
     print(f"{summary.imported} task(s) imported, {summary.already_there} already there, "

