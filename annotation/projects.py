@@ -70,10 +70,9 @@ from annotation.server import files_dir
 from benchmark import codesystems, study_files
 from benchmark import study as study_mod
 from benchmark.arms import shown_predictions
-from benchmark.attention_evidence import EVIDENCE_FILE, read_evidence
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
-from benchmark.predictions import read_predictions
+from benchmark.predictions import EVIDENCE_FILE, read_evidence, read_predictions
 from benchmark.sampling import read_sample, read_shortlist
 from benchmark.study import Study
 
@@ -195,7 +194,8 @@ def assist_evidence(study: Study, run: str, predicted: dict[int, list[str]]) -> 
     if missing:
         raise UserError(f"--show-evidence: {path} lacks {len(missing)} sampled admissions (first HADM_ID "
                         f"{missing[0]}); re-run `bench predict` for run {run}")
-    return {h: {c: evidence[h].get(c, []) for c in codes} for h, codes in predicted.items() if codes}
+    return {h: {c: [(b, e) for b, e, _ in evidence[h].get(c, [])] for c in codes}
+            for h, codes in predicted.items() if codes}
 
 
 def codes_result(codes: list[str], ui: str, catalogue: pd.DataFrame) -> list[dict[str, Any]]:

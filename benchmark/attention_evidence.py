@@ -19,7 +19,6 @@ Without ``--predictions``, each run's test-split prediction set is scored (MDACE
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,28 +29,11 @@ from benchmark import study_files
 from benchmark.errors import UserError
 from benchmark.evidence import MEASURES, Span, evidence_scores, measure_cells, measure_header
 from benchmark.mdace import summary_evidence
-from benchmark.predictions import list_prediction_sets, read_predictions
+from benchmark.predictions import EVIDENCE_FILE, list_prediction_sets, read_evidence, read_predictions
 from benchmark.table1 import FREQUENCY_BUCKETS
 from benchmark.study import Study
 from benchmark.text import token_spans
 
-EVIDENCE_FILE = "evidence.jsonl"
-
-
-def read_evidence(path: Path) -> dict[int, dict[str, list[tuple[int, int]]]]:
-    """``{hadm_id: {code: [(start, end), ...]}}`` from a prediction set's ``evidence.jsonl``."""
-    out: dict[int, dict[str, list[tuple[int, int]]]] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            out[int(row["hadm_id"])] = {str(code): [(int(w["start"]), int(w["end"])) for w in windows]
-                                        for code, windows in row["codes"].items()}
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise UserError(f"{path} line {number}: not an evidence row {{hadm_id, codes: {{code: [{{start, end}}]}}}} "
-                            f"({exc!r}); re-run `bench predict`") from None
-    return out
 
 
 def _chosen_sets(study: Study, names: Sequence[str]) -> list[Path]:
@@ -105,7 +87,7 @@ def score_evidence(study: Study, names: Sequence[str] = (), types: str = "all", 
         rng = np.random.default_rng(seed)
         charts_all, charts_correct, random_all, random_correct = [], [], [], []
         for h in hadm_ids:
-            predicted = [(b, e, code) for code, windows in evidence[h].items() for b, e in windows]
+            predicted = [(b, e, code) for code, windows in evidence[h].items() for b, e, _ in windows]
             correct = {c for _, _, c in predicted} & {c for _, _, c in gold[h]}
             _, starts, ends = token_spans(text[h])
             pick = [s for s in predicted if s[2] in correct]

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from benchmark.valid_codes import ValidCodes
 
 SCHEMA = 1
+EVIDENCE_FILE = "evidence.jsonl"  # per prediction set: each predicted code's evidence windows
 DEFAULT_THRESHOLD = 0.5
 EDIN_ID, EDIN_TARGET = "_id", "target"      # medical-coding-reproducibility src/settings.py
 LONG_COLUMNS = ("hadm_id", "code", "score")
@@ -112,7 +113,7 @@ def write_predictions(
     atomic_write_text(directory / "predicted.psv", "\n".join(lines) + "\n")
     if evidence is not None:
         atomic_write_text(
-            directory / "evidence.jsonl", "".join(json.dumps(row, sort_keys=True) + "\n" for row in evidence)
+            directory / EVIDENCE_FILE, "".join(json.dumps(row, sort_keys=True) + "\n" for row in evidence)
         )
     return directory
 
@@ -287,6 +288,24 @@ def with_threshold(preds: Predictions, threshold: float, source: str) -> Predict
     if not 0.0 <= threshold <= 1.0:
         raise UserError(f"{preds.name}: threshold {threshold} is not in [0, 1]")
     return replace(preds, threshold=float(threshold), threshold_source=source)
+
+
+def read_evidence(path: Path) -> dict[int, dict[str, list[tuple[int, int, float]]]]:
+    """``{hadm_id: {code: [(start, end, score), ...]}}`` from a prediction set's ``evidence.jsonl`` (``path``):
+    each predicted code's top token windows, as character offsets into the study's document."""
+    out: dict[int, dict[str, list[tuple[int, int, float]]]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out[int(row["hadm_id"])] = {
+                str(code): [(int(w["start"]), int(w["end"]), float(w.get("score", 0.0))) for w in windows]
+                for code, windows in row["codes"].items()}
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"{path} line {number}: not an evidence row {{hadm_id, codes: {{code: [{{start, end}}]}}}} "
+                            f"({exc!r}); re-run `bench predict`") from None
+    return out
 
 
 def list_prediction_sets(predictions_dir: Path) -> list[Path]:

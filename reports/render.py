@@ -34,7 +34,7 @@ import jinja2
 from benchmark import __version__, codesystems, study_files
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text
-from benchmark.predictions import list_prediction_sets
+from benchmark.predictions import EVIDENCE_FILE, list_prediction_sets, read_evidence, read_predictions
 from benchmark.reported import TABLE2_HEADLINE
 from benchmark.study import Study
 from reports import figures
@@ -352,10 +352,7 @@ def _figure_systems(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 # --- provenance ----------------------------------------------------------------------------------------
 def _data_source(scores: Mapping[str, Any] | None, provenance: Mapping[str, Any]) -> str:
     """"mimic", "synthetic" or "unknown": from scores.json, else the prepare step in study.toml."""
-    source = (scores or {}).get("data_source")
-    if not source:
-        prepare = provenance.get("steps", {}).get("prepare", {})
-        source = _find_key(prepare, ("data_source", "source", "corpus"))
+    source = (scores or {}).get("data_source") or provenance.get("steps", {}).get("prepare", {}).get("data_source")
     source = str(source or "unknown").lower()
     return "mimic" if "mimic" in source else ("synthetic" if "synth" in source else "unknown")
 
@@ -369,16 +366,17 @@ def _facts(study: Study, scores: Mapping[str, Any] | None, provenance: Mapping[s
     split_hashes = _split_hashes(prepare)
     facts.append(("Split files (SHA-256)", "; ".join(f"{k}: {v}" for k, v in split_hashes.items()) or "not recorded"))
     sample_size = _line_count(study.sample)
-    seed = _find_key(sample, ("seed",))
+    figures = sample.get("figures", {})  # what `bench sample` records (benchmark.sampling.sample)
+    seed = figures.get("seed")
     facts.append(("Sample", f"{sample_size:,} notes, seed {seed if seed is not None else 'not recorded'}"
                   if sample_size is not None else "not drawn yet (bench sample)"))
     shortlist_size = _line_count(study.shortlist)
-    rule = _find_key(sample, ("shortlist_rule", "shortlist", "rule"))
+    rule = figures.get("rule")
     facts.append(("Shortlist", f"{shortlist_size:,} codes, rule: {rule if rule is not None else 'not recorded'}"
                   if shortlist_size is not None else "not written yet (bench sample)"))
     coverage = next((r.get("vocabulary_coverage") for r in rows if r.get("vocabulary_coverage") is not None), None)
     if coverage is None:
-        coverage = _find_key(sample, ("vocabulary_coverage", "coverage"))
+        coverage = figures.get("coverage")
     facts.append(("Vocabulary coverage", f"{_fmt_pct(coverage)}% of the sampled reference codes are on the "
                   "shortlist (caps coder recall)" if isinstance(coverage, (int, float)) else "not recorded"))
     models = [r.get("model") or {} for r in rows if r.get("kind") == "model"]
@@ -431,19 +429,6 @@ def _flatten(node: Any, prefix: str = "") -> Iterable[tuple[str, str]]:
         yield prefix, f"{len(node)} items: " + ", ".join(map(str, node[:12])) + ", …"
     else:
         yield prefix, ", ".join(map(str, node)) if isinstance(node, list) else str(node)
-
-
-def _find_key(node: Any, keys: Sequence[str]) -> Any:
-    """The first value under any of ``keys`` (searched breadth-first), so provenance survives layout changes."""
-    queue = [node]
-    while queue:
-        current = queue.pop(0)
-        if isinstance(current, Mapping):
-            for key in keys:
-                if key in current and not isinstance(current[key], Mapping):
-                    return current[key]
-            queue.extend(v for v in current.values() if isinstance(v, Mapping))
-    return None
 
 
 def _line_count(path: Path) -> int | None:
@@ -527,36 +512,22 @@ def _evidence(study: Study, system: str, model: Mapping[str, Any], hadm_ids: set
     names = {system, model.get("name")} - {None}
     best: tuple[int, int, Path] | None = None
     for directory in list_prediction_sets(study.predictions_dir):
-        evidence_path = directory / "evidence.jsonl"
-        if not evidence_path.exists():
+        if not (directory / EVIDENCE_FILE).exists():
             continue
-        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
-        if directory.name in names or meta.get("name") in names:
+        preds = read_predictions(directory)
+        if directory.name in names or preds.name in names:
             rank = 2
-        elif model.get("run") is not None and meta.get("run") == model.get("run"):
+        elif model.get("run") is not None and preds.run == model.get("run"):
             rank = 1
         else:
             continue
-        overlap = len(hadm_ids & {int(h) for h in meta.get("hadm_ids", [])})
+        overlap = len(hadm_ids & {int(h) for h in preds.hadm_ids})
         if overlap and (best is None or (rank, overlap) > best[:2]):
-            best = (rank, overlap, evidence_path)
+            best = (rank, overlap, directory / EVIDENCE_FILE)
     if best is None:
         return {}
-    evidence: dict[str, dict[str, list[list[float]]]] = {}
-    with open(best[2], encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{best[2]}:{lineno}: not valid JSON ({exc}); re-run `bench predict`") from exc
-            if int(row["hadm_id"]) in hadm_ids:
-                evidence[str(row["hadm_id"])] = {
-                    code: [[int(w["start"]), int(w["end"]), float(w.get("score", 0.0))] for w in windows]
-                    for code, windows in (row.get("codes") or {}).items()
-                }
-    return evidence
+    return {str(h): {code: [[b, e, score] for b, e, score in windows] for code, windows in codes.items()}
+            for h, codes in read_evidence(best[2]).items() if h in hadm_ids}
 
 
 # --- formatting ----------------------------------------------------------------------------------------

@@ -111,9 +111,11 @@ def build_study(root: Path, size: Size = Size(), *, coders: bool = True, model: 
         atomic_write_text(study.sample, "".join(f"{h}\n" for h in sampled))
         shortlist = sorted({c for h in hadm_ids[: size.n_test] for c in references[int(h)]})
         atomic_write_text(study.shortlist, "".join(f"{c}\n" for c in shortlist))
-        study.record_step("sample", {"fingerprint": f"sample-{seed}", "n": size.n_sample, "seed": seed,
-                                     "shortlist_rule": "test-codes", "shortlist_size": len(shortlist),
-                                     "outputs": study.file_hashes(study.sample, study.shortlist)})
+        # The record's shape is `bench sample`'s (benchmark.sampling.sample): params, outputs, figures.
+        study.record_step("sample", {"fingerprint": f"sample-{seed}", "params": {"n": size.n_sample, "seed": seed},
+                                     "outputs": study.file_hashes(study.sample, study.shortlist),
+                                     "figures": {"n": size.n_sample, "seed": seed, "shortlist_codes": len(shortlist),
+                                                 "rule": "test-codes: the codes in the test-split references"}})
     model_sets = {h: _perturb(references[h], codes, rng) for h in sampled}
     if model:
         _write_model(study, sampled, codes, model_sets, texts=dict(zip(hadm_ids.tolist(), texts)), rng=rng)

@@ -98,6 +98,14 @@ def test_rerun_is_identical_and_numbers_come_from_scores(full_study: Study, defa
     assert "reported" in html and "0.948" in html
 
 
+def test_provenance_is_read_from_what_the_steps_record(full_study: Study, default_report: Path) -> None:
+    """The sample's seed and shortlist rule come from `bench sample`'s figures, not from a guess at key names."""
+    html = default_report.read_text(encoding="utf-8")
+    figures = full_study.step("sample")["figures"]
+    assert f"seed {figures['seed']}" in html and f"rule: {figures['rule']}" in html
+    assert "synthetic" in html
+
+
 def test_paper_tables_beside_the_study(default_report: Path) -> None:
     """Table 1's reported rows under the paper profile only; Table 2's RAC beside the runs, all 14 folded out."""
     html = default_report.read_text(encoding="utf-8")
