@@ -18,12 +18,10 @@ simulated coders as simulated.
 
 from __future__ import annotations
 
-import json
 import secrets
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
@@ -31,18 +29,7 @@ import requests
 from annotation.client import Connection
 from annotation.server import label_studio_command, read_credentials, server_env
 from benchmark.errors import UserError
-from benchmark.io import atomic_write_text
-
-CODERS_FILE = "coders.json"
-
-
-@dataclass(frozen=True)
-class Coder:
-    email: str
-    id: int
-    simulated: bool
-    name: str
-
+from benchmark.labelstudio_files import CODERS_FILE, Coder, read_coders, write_coders
 
 def parse_emails(text: str) -> list[str]:
     """``a@x.org,b@y.org`` -> a checked, de-duplicated list (order kept).
@@ -63,21 +50,6 @@ def parse_emails(text: str) -> list[str]:
     if not emails:
         raise UserError("--coders: no e-mail addresses given; give e.g. a@example.org,b@example.org")
     return emails
-
-
-def read_coders(data_dir: Path) -> list[Coder]:
-    path = Path(data_dir) / CODERS_FILE
-    if not path.exists():
-        return []
-    try:
-        return [Coder(**row) for row in json.loads(path.read_text(encoding="utf-8"))["coders"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"{path}: not a coders file ({exc}); re-run `bench setup-labelstudio`") from None
-
-
-def write_coders(data_dir: Path, coders: list[Coder]) -> Path:
-    rows = [asdict(c) for c in sorted(coders, key=lambda c: c.email)]
-    return atomic_write_text(Path(data_dir) / CODERS_FILE, json.dumps({"coders": rows}, indent=1) + "\n")
 
 
 def ensure_coders(conn: Connection, data_dir: Path, emails: list[str], simulated: bool) -> tuple[list[Coder], dict[str, str]]:

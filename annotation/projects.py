@@ -63,7 +63,6 @@ from typing import Any
 
 import pandas as pd
 
-from annotation.accounts import Coder
 from annotation.client import Connection
 from annotation.config import EVIDENCE_CONTROL, items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
@@ -71,12 +70,12 @@ from benchmark import codesystems, study_files
 from benchmark import study as study_mod
 from benchmark.arms import shown_predictions
 from benchmark.errors import UserError
-from benchmark.io import atomic_write_bytes, atomic_write_text, sha256_bytes
+from benchmark.io import atomic_write_bytes, sha256_bytes
+from benchmark.labelstudio_files import PROJECTS_FILE, Coder, load_state, save_state
 from benchmark.predictions import EVIDENCE_FILE, read_evidence, read_predictions
 from benchmark.sampling import read_sample, read_shortlist
 from benchmark.study import Study
 
-PROJECTS_FILE = "projects.json"
 ITEMS_DIR = "picker"  # under the server's files folder: the local-files storage root of every project
 MATCH_NOTHING = "(?!)"  # the storage's file filter: a sync in the UI must never import the items as tasks
 BATCH_SIZE = 100
@@ -137,24 +136,6 @@ class SetupSummary:
     already_there: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
-
-
-# --- state ---------------------------------------------------------------------------------------
-def load_state(data_dir: Path) -> dict[str, Any]:
-    path = Path(data_dir) / PROJECTS_FILE
-    if not path.exists():
-        return {"projects": [], "tasks": {}}
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-        state.setdefault("projects", [])
-        state.setdefault("tasks", {})
-        return state
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); restore it from a backup") from None
-
-
-def save_state(data_dir: Path, state: dict[str, Any]) -> None:
-    atomic_write_text(Path(data_dir) / PROJECTS_FILE, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
 # --- study inputs ----------------------------------------------------------------------------------

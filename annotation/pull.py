@@ -29,9 +29,9 @@ from typing import Any
 import requests
 
 from annotation.client import Connection
-from annotation.projects import load_state
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_text
+from benchmark.labelstudio_files import load_state
 from benchmark.study import Study
 
 DEFAULT_NAME = "merged-latest.json"

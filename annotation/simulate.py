@@ -74,11 +74,12 @@ from typing import Any
 
 import numpy as np
 
-from annotation.accounts import Coder, coder_token, read_coders, set_passwords
+from annotation.accounts import coder_token, set_passwords
 from annotation.client import Connection
-from annotation.projects import codes_result, evidence_result, load_state, task_data
+from annotation.projects import codes_result, evidence_result, task_data
 from benchmark import study_files
 from benchmark.errors import UserError
+from benchmark.labelstudio_files import Coder, load_state, read_coders
 from benchmark.reported import table1_rows
 from benchmark.references import read_references
 from benchmark.sampling import read_shortlist

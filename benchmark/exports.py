@@ -83,6 +83,7 @@ from benchmark import codesystems, study_files, valid_codes
 from benchmark.valid_codes import ValidCodes
 from benchmark.errors import UserError
 from benchmark.io import sha256_bytes
+from benchmark.labelstudio_files import Coder, StudyProject, read_coders, read_study_projects
 from benchmark.study import Study
 
 CODES_CONTROL = "codes"
@@ -153,27 +154,6 @@ class CoderExports:
     notes: list[str] = field(default_factory=list)  # what the CLI says beside the table
 
 
-@dataclass(frozen=True)
-class _Account:
-    """A coder account of the study (``labelstudio/coders.json``)."""
-
-    email: str | None
-    id: int | None
-    simulated: bool = False
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class _Project:
-    """A project ``bench setup-labelstudio`` made (``labelstudio/projects.json``): whose queue, which arm."""
-
-    id: int
-    coder: str | None       # the assigned coder's email
-    coder_id: int | None
-    arm: str | None
-    task_ids: frozenset[int]
-
-
 @dataclass
 class _Record:
     """One annotation (or one task without any) as a file holds it, before coders are named."""
@@ -201,16 +181,16 @@ class _Context:
 
     sample: set[int]
     code_system: ValidCodes
-    accounts_by_id: dict[int, _Account]
-    accounts_by_email: dict[str, _Account]
-    projects: dict[int, _Project]  # empty: the study has no Label Studio projects of its own
+    accounts_by_id: dict[int, Coder]
+    accounts_by_email: dict[str, Coder]
+    projects: dict[int, StudyProject]  # empty: the study has no Label Studio projects of its own
     task_map: dict[int, int]       # task id -> hadm_id of those projects
     controls: tuple[str, ...] = ()          # --control; empty: the study's own "codes"
     texts: dict[int, str] = field(default_factory=dict)  # documents of admissions with regions (offsets check)
     coder_map: dict[str, str] = field(default_factory=dict)  # --coder-map: user id or email -> coder name
     include_unassigned: bool = False
 
-    def project_of(self, task_id: int | None) -> _Project | None:
+    def project_of(self, task_id: int | None) -> StudyProject | None:
         return next((p for p in self.projects.values() if task_id in p.task_ids), None)
 
 
@@ -223,37 +203,13 @@ def load_context(study: Study) -> _Context:
     code_system = valid_codes.read(study)  # the code system, not the label space: see benchmark.valid_codes
     accounts, projects, task_map = _read_labelstudio_records(study)
     by_id = {a.id: a for a in accounts if a.id is not None}
-    by_email = {a.email: a for a in accounts if a.email}
+    by_email = {a.email.lower(): a for a in accounts if a.email}
     return _Context(sample, code_system, by_id, by_email, projects, task_map)
 
 
-def _read_labelstudio_records(study: Study) -> tuple[list[_Account], dict[int, _Project], dict[int, int]]:
+def _read_labelstudio_records(study: Study) -> tuple[list[Coder], dict[int, StudyProject], dict[int, int]]:
     """The study's coder accounts, its projects and their task map, as ``bench setup-labelstudio`` wrote them."""
-    coders_path, projects_path = study.labelstudio_dir / "coders.json", study.labelstudio_dir / "projects.json"
-    try:
-        accounts = [_Account(email=str(c["email"]).lower() if c.get("email") else None, id=_int_or_none(c.get("id")),
-                             simulated=bool(c.get("simulated", False)), name=c.get("name"))
-                    for c in _read_optional_json(coders_path).get("coders", [])]
-        state = _read_optional_json(projects_path)
-        projects = {int(p["id"]): _Project(id=int(p["id"]), coder=str(p["coder"]).lower() if p.get("coder") else None,
-                                           coder_id=_int_or_none(p.get("coder_id")), arm=p.get("arm"),
-                                           task_ids=frozenset(int(t) for t in p.get("task_ids", [])))
-                    for p in state.get("projects", []) if p.get("id") is not None}
-        task_map = {int(t): int(h) for t, h in state.get("tasks", {}).items()}
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{study.labelstudio_dir}: coders.json or projects.json is not what `bench setup-labelstudio` "
-                        f"writes ({exc!r}); re-run `bench setup-labelstudio`") from None
-    return accounts, projects, task_map
-
-
-def _read_optional_json(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); re-run `bench setup-labelstudio`") from exc
-    return data if isinstance(data, dict) else {}
+    return (read_coders(study.labelstudio_dir), *read_study_projects(study.labelstudio_dir))
 
 
 def read_coder_map(path: Path, raw: bytes) -> dict[str, str]:
@@ -750,13 +706,13 @@ def _evidence_spans(rec: _Record, ctx: _Context, counts: dict[str, int]) -> list
     return out
 
 
-def _account_of(rec: _Record, ctx: _Context) -> _Account | None:
+def _account_of(rec: _Record, ctx: _Context) -> Coder | None:
     """The study's account behind an annotation: by the user id (ids of this study's server), else by e-mail."""
     by_id = ctx.accounts_by_id.get(rec.coder_id) if rec.coder_id is not None else None
     return by_id or (ctx.accounts_by_email.get(rec.email) if rec.email else None)
 
 
-def _assigned(rec: _Record, account: _Account | None, ctx: _Context) -> bool:
+def _assigned(rec: _Record, account: Coder | None, ctx: _Context) -> bool:
     """Whether the annotator is a coder of the study, and the one its project was made for.
 
     In a study without projects of its own every annotator is a coder. A project of unknown origin

@@ -21,7 +21,8 @@ import pytest
 from annotation.accounts import ensure_coders, set_passwords
 from annotation.client import connect
 from annotation.config import DEFAULT_UI, labeling_config
-from annotation.projects import load_state, setup_projects, task_data
+from annotation.projects import setup_projects, task_data
+from benchmark.labelstudio_files import load_state
 from annotation.pull import pull
 from benchmark.sampling import read_sample, read_shortlist
 from tests.fixtures_labelstudio import attached_copy

@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 import requests
 
-from annotation.accounts import read_coders, set_passwords
+from annotation.accounts import set_passwords
 from annotation.client import connect
 from annotation.config import EVIDENCE_COLOR, EVIDENCE_CONTROL, items_file
-from annotation.projects import load_state, read_shortlist
+from benchmark.labelstudio_files import load_state, read_coders
+from benchmark.sampling import read_shortlist
 from annotation.pull import pull
 from benchmark import cli
 from benchmark.exports import read_coder_exports

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from annotation.client import connect
-from annotation.projects import load_state
+from benchmark.labelstudio_files import load_state
 from annotation.simulate import simulate_coders
 from benchmark import cli
 from benchmark.study import Study

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from annotation import server as ls_server
-from annotation.accounts import coder_token, read_coders, set_passwords
+from annotation.accounts import coder_token, set_passwords
 from annotation.client import connect
 from annotation.config import choice_codes, items_file
-from annotation.projects import load_state, read_shortlist
+from benchmark.labelstudio_files import load_state, read_coders
+from benchmark.sampling import read_shortlist
 from benchmark import cli, codesystems
 from tests.fixtures_labelstudio import attached_copy
 

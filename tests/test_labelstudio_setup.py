@@ -17,10 +17,11 @@ import pytest
 import requests
 
 from annotation import server as ls_server
-from annotation.accounts import coder_token, ensure_coders, read_coders, set_passwords
+from annotation.accounts import coder_token, ensure_coders, set_passwords
 from annotation.client import check_server, connect
 from annotation.config import choice_codes, items_file
-from annotation.projects import load_state, setup_projects
+from annotation.projects import setup_projects
+from benchmark.labelstudio_files import load_state, read_coders
 from benchmark import cli
 from benchmark.errors import UserError
 from benchmark.sampling import read_shortlist

@@ -111,10 +111,11 @@ def _labelstudio(args: argparse.Namespace) -> int:
 
 
 def _setup(args: argparse.Namespace) -> int:
-    from annotation.accounts import ensure_coders, parse_emails, read_coders, show_once
+    from annotation.accounts import ensure_coders, parse_emails, show_once
     from annotation.client import connect
     from annotation.config import DEFAULT_UI
-    from annotation.projects import load_state, setup_projects
+    from annotation.projects import setup_projects
+    from benchmark.labelstudio_files import load_state, read_coders
     from benchmark.errors import UserError
 
     study = study_of(args)
