@@ -71,7 +71,8 @@ def sample(study: Study, n: int = DEFAULT_N, seed: int = DEFAULT_SEED, shortlist
         rule = f"file: {shortlist_file}"
         if not codes:
             raise UserError(f"{shortlist_file}: none of its {len(listed_codes):,} codes occurs in the references "
-                            f"(first: {outside[0]}); check it holds ICD-9-CM codes")
+                            f"(first: {outside[0]}); check it holds "
+                            f"{codesystems.study_label(codesystems.study_version(study))} codes")
 
     sampled = references[references["hadm_id"].isin(chosen)]
     listed = sampled["code"].isin(set(codes))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import metrics, reported, valid_codes
+from benchmark import codesystems, metrics, reported, valid_codes
 from benchmark.agreement import agreement
 from benchmark.conventions import DEFINITIONS, PROFILES, Conventions, label_set_indices
 from benchmark.exports import Annotation, CoderExports
@@ -168,7 +168,8 @@ def score_table1(study: Study, exports: CoderExports, models: list[SystemSets], 
         "attribution": asdict(exports.attribution) if exports.attribution else None,
         "coders": _throughput(exports.annotations),
         "notes": ["Macro values over thousands of rare codes are unstable; they carry no interval."],
-        "reported": reported.table1_rows(),
+        # The paper's figures are MIMIC-III ICD-9: they sit beside an ICD-9 study only.
+        "reported": reported.table1_rows() if codesystems.study_version(study) == 9 else [],
     }
 
 

@@ -70,7 +70,8 @@ def _table1_notes(table: dict[str, Any]) -> list[str]:
     if c.get("validation"):
         v, outside = c["validation"], table.get("outside_label_space") or []
         listed = ", ".join(f"{o['code']} ({o['n_annotations']})" for o in outside[:10])
-        lines.append(f"Codes checked against the code system ({v['n_codes']:,} valid ICD-9-CM codes: {v['sources']}), "
+        lines.append(f"Codes checked against the code system ({v['n_codes']:,} valid "
+                     f"{v['code_system']} codes: {v['sources']}), "
                      f"not the label space ({v['n_label_space']:,} codes); {len(outside)} distinct valid codes outside "
                      "the label space scored as wrong" + (f" (annotations): {listed}{', ...' if len(outside) > 10 else ''}"
                                                           if outside else ""))

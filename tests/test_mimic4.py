@@ -256,8 +256,9 @@ def test_score_on_an_icd10_study_matches_sklearn(capsys, icd10_study: Path, tmp_
     rng = np.random.default_rng(0)
     coded = {h: [c for c in refs[h] if rng.random() < 0.7] for h in sample}
     export = tmp_path / "export.json"
-    export.write_text(json.dumps([full_task(100 + i, h, [choices_annotation(i + 1, 1, coded[h])])
-                                  for i, h in enumerate(sample)]))
+    # Every other note's codes written as MIMIC-IV stores them (undotted): read as the study's ICD-10 codes.
+    export.write_text(json.dumps([full_task(100 + i, h, [choices_annotation(
+        i + 1, 1, [c.replace(".", "") for c in coded[h]] if i % 2 else coded[h])]) for i, h in enumerate(sample)]))
     (study / "labelstudio").mkdir()
     (study / "labelstudio" / "coders.json").write_text(json.dumps(
         {"coders": [{"email": "a@example.org", "id": 1, "simulated": False, "name": "A"}]}))
@@ -276,6 +277,8 @@ def test_score_on_an_icd10_study_matches_sklearn(capsys, icd10_study: Path, tmp_
     code, out, err = _run(capsys, "--study", str(study), "score", "--coders", str(export), "--profile", "paper")
     assert code == 0, err
     table = json.loads((study / "scores.json").read_text())["table1"]
+    assert table["reported"] == [] and "Reported, not reproduced" not in out  # the paper's rows are ICD-9's
+    assert "valid ICD-10-CM/PCS codes" in out and table["counts"]["unknown_codes"] == 0
 
     ordered = sorted(sample)
     y_true = np.zeros((len(ordered), len(codes)), bool)
