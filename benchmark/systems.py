@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmark import metrics, valid_codes
 from benchmark.errors import UserError
-from benchmark.exports import Annotation, CoderExports, normalise_code
+from benchmark.exports import Annotation, CoderExports
 from benchmark.predictions import (DEFAULT_THRESHOLD, ModelSource, Predictions, check_against_study,
                                    list_prediction_sets, read_predictions, with_threshold)
 from benchmark.references import reference_matrix, split_ids
@@ -108,7 +108,7 @@ def model_systems(study: Study, admissions: Sequence[int], explicit: Sequence[Mo
     out = []
     order = sorted(wanted)
     for preds in chosen:
-        sets = _sets_on(preds, order, code_system)
+        sets = _sets_on(preds, order)
         out.append(SystemSets(preds.system, "model", order, [tuple(sets[h]) for h in order], np.ones(len(order)),
                               model={"name": preds.name, "run": preds.run, "threshold": preds.threshold,
                                      "threshold_source": preds.threshold_source, "split": preds.split}))
@@ -166,12 +166,12 @@ def load_model(study: Study, source: ModelSource | str, splits: Sequence[str], c
     return replace(preds, label=source.name) if source.name else preds
 
 
-def _sets_on(preds: Predictions, hadm_ids: Sequence[int], code_system: valid_codes.ValidCodes) -> dict[int, list[str]]:
+def _sets_on(preds: Predictions, hadm_ids: Sequence[int]) -> dict[int, list[str]]:
     """Thresholded sets for the requested admissions only (probabilities thresholded on those rows).
 
     A .psv's codes were normalised and checked against the code system when it was read (``load_model``)."""
     if preds.probs is None:
-        return {h: sorted({normalise_code(c, code_system) for c in preds.sets[h]}) for h in hadm_ids}
+        return {h: preds.sets[h] for h in hadm_ids}
     row_of = {int(h): i for i, h in enumerate(preds.hadm_ids)}
     rows = np.array([row_of[h] for h in hadm_ids], dtype=np.int64)
     above = metrics.threshold_scores(np.asarray(preds.probs[rows]), preds.threshold)
