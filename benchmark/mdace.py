@@ -112,6 +112,10 @@ def import_mdace(study: Study, directory: Path, version: str = "ICD-9", force: b
     """Archive, parse, match and store MDACE's inpatient charts; return (and record) what was done."""
     if version not in VERSIONS:
         raise UserError(f"--version {version}: choose one of {', '.join(VERSIONS)}")
+    dataset = (study.step("prepare") or {}).get("dataset", "MIMIC-III")
+    if dataset != "MIMIC-III":  # MDACE's charts are MIMIC-III HADM_IDs and its spans index NOTEEVENTS rows
+        raise UserError(f"import-mdace: MDACE annotates MIMIC-III notes, and this study was prepared from {dataset}, "
+                        f"so none of its charts can be placed; run it on a study prepared from MIMIC-III")
     if version != "ICD-9":
         raise UserError("--version ICD-10: this study's references are ICD-9-CM (MIMIC-III), so MDACE's ICD-10 "
                         "codes cannot be scored against them; import --version ICD-9 (the codes mapped to ICD-9)")

@@ -301,3 +301,11 @@ def test_score_on_an_icd10_study_matches_sklearn(capsys, icd10_study: Path, tmp_
     html = (study / "report" / "index.html").read_text(encoding="utf-8")
     assert "<h1>Human coders vs RAC: ICD-10-CM/PCS coding study</h1>" in html
     assert "SYNTHETIC corpus (not MIMIC-IV;" in html and "ICD-9 coding study" not in html
+
+
+def test_mdace_is_refused_on_a_mimic4_study(capsys, icd10_study: Path, tmp_path: Path) -> None:
+    # MDACE's charts are MIMIC-III admissions: on a MIMIC-IV study one line says so, nothing is written.
+    before = sorted(p.name for p in icd10_study.iterdir())
+    _assert_user_error(_run(capsys, "--study", str(icd10_study), "import-mdace", str(tmp_path)),
+                       "MDACE annotates MIMIC-III notes", "prepared from MIMIC-IV")
+    assert sorted(p.name for p in icd10_study.iterdir()) == before
