@@ -122,6 +122,7 @@ def test_table1_scores_coders_and_models_on_the_same_sampled_notes(icd10_run: Ru
     sample = set(read_sample(icd10_run.study))
     assert len(sample) == N_SAMPLE
     assert {doc["hadm_id"] for doc in scores["per_document"]} == sample
+    assert all(doc["humans"] and set(doc["models"]) == MODELS for doc in scores["per_document"])
     pooled = next(row for row in humans if row["kind"] == "humans")
     assert {rows[m]["n_documents"] for m in MODELS} == {pooled["n_documents"]} == {table1["n_documents"]} == {N_SAMPLE}
     coded = {c for doc in scores["per_document"] for codes in doc["humans"].values() for c in codes}
