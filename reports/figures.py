@@ -201,8 +201,9 @@ def _per_document_counts(row: Mapping[str, Any], per_document: Sequence[Mapping[
 
 
 def chapter_precision_recall(chapter: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                             systems: Sequence[str]) -> Chart | None:
-    """Micro precision and recall per ICD-9 chapter, side by side, one marker shape per system."""
+                             systems: Sequence[str], code_system: str) -> Chart | None:
+    """Micro precision and recall per chapter of ``code_system`` ("ICD-9-CM"), side by side, one marker shape
+    per system."""
     series = [(name, chapter[name]) for name in systems if name in chapter]
     if not series:
         return None
@@ -227,7 +228,7 @@ def chapter_precision_recall(chapter: Mapping[str, Mapping[str, Mapping[str, Any
                ncols=min(len(series), 4))
     return Chart(
         key="fig-chapter", title="Precision and recall by chapter",
-        caption="Micro precision (left) and recall (right) per ICD-9-CM chapter on the sampled notes "
+        caption=f"Micro precision (left) and recall (right) per {code_system} chapter on the sampled notes "
                 "(table1.breakdowns.chapter). Chapters with few codes are noisy.",
         alt=f"Dot plot of precision and recall over {len(chapters)} chapters for " + ", ".join(n for n, _ in series),
         data_uri=_encode(fig),
@@ -275,8 +276,15 @@ def _value(slice_: Mapping[str, Any], metric: str) -> float | None:
 
 
 def _chapter_order(label: str) -> tuple[int, int, str]:
-    """Diagnosis chapters by range (3-digit "001-139"), then E and V chapters, then procedures (2-digit "01-05")."""
+    """Diagnosis chapters by range (3-digit "001-139"), then E and V chapters (and ICD-10-CM's "A00-B99" ...),
+    then procedures (2-digit "01-05"; ICD-10-PCS sections "0" to "9", then "B" to "X", in the manual's order).
+
+    >>> sorted(["B Imaging", "I00-I99 Circulatory", "3 Administration", "A00-B99 Infectious"], key=_chapter_order)
+    ['A00-B99 Infectious', 'I00-I99 Circulatory', '3 Administration', 'B Imaging']
+    """
     head = label.split(" ", 1)[0].split("-", 1)[0]
+    if len(head) == 1:  # an ICD-10-PCS section: its one character, 0-9 then letters
+        return (2, int(head, 36), label)
     if head.isdigit():
         return (0 if len(head) >= 3 else 2, int(head), label)
     return (1, 0, label)

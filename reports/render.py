@@ -151,10 +151,12 @@ def build_context(study: Study, include_text: bool) -> dict[str, Any]:
     coder_stats = (table1 or {}).get("coders") or []
     figure_systems = _figure_systems(rows)
     breakdowns = (table1 or {}).get("breakdowns") or {}
+    version = codesystems.study_version(study)
     charts = {
         "frequency": figures.frequency_f1(breakdowns.get("frequency") or {}, figure_systems) if table1 else None,
         "codes_per_note": figures.codes_per_note(rows, per_document, _coder_keys(rows, coder_stats)) if rows else None,
-        "chapter": figures.chapter_precision_recall(breakdowns.get("chapter") or {}, figure_systems) if table1 else None,
+        "chapter": figures.chapter_precision_recall(breakdowns.get("chapter") or {}, figure_systems,
+                                                    codesystems.study_label(version)) if table1 else None,
         "throughput": figures.coder_throughput(coder_stats) if table1 else None,
     }
     drill = _drilldown(study, per_document, rows, coder_stats, include_text)
@@ -164,7 +166,7 @@ def build_context(study: Study, include_text: bool) -> dict[str, Any]:
         "data_source": _data_source(scores, provenance),
         # Studies prepared before ICD-10 support record neither: they are MIMIC-III, ICD-9.
         "dataset": provenance.get("steps", {}).get("prepare", {}).get("dataset", "MIMIC-III"),
-        "code_system": "ICD-9" if codesystems.study_version(study) == 9 else "ICD-10-CM/PCS",
+        "code_system": "ICD-9" if version == 9 else "ICD-10-CM/PCS",
         "facts": _facts(study, scores, provenance, rows),
         "steps": _steps(provenance),
         "exports": (scores or {}).get("exports") or [],

@@ -301,6 +301,8 @@ def test_score_on_an_icd10_study_matches_sklearn(capsys, icd10_study: Path, tmp_
     html = (study / "report" / "index.html").read_text(encoding="utf-8")
     assert "<h1>Human coders vs RAC: ICD-10-CM/PCS coding study</h1>" in html
     assert "SYNTHETIC corpus (not MIMIC-IV;" in html and "ICD-9 coding study" not in html
+    assert "per ICD-10-CM/PCS chapter" in html and "ICD-9-CM chapter" not in html  # the chapter figure's caption
+    assert "copied from Kim &amp; Ganapathi (2021), Table 2" not in html  # Table 2 has no paper row to point to
 
 
 def test_mdace_is_refused_on_a_mimic4_study(capsys, icd10_study: Path, tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_paper_tables_beside_the_study(default_report: Path) -> None:
     assert main.count('data-reported="true"') == 1 and '<tr data-system="RAC" data-reported="true">' in main
     assert [line.split('"')[1] for line in folded.split("<tr data-system=")[1:]] == \
         [row["system"] for row in reported.table2_rows()]
-    assert "CAML&#39;s harmonic form" in table2
+    assert "CAML&#39;s harmonic form" in table2 and "copied from Kim &amp; Ganapathi (2021), Table 2" in table2
 
 
 @pytest.mark.parametrize(
