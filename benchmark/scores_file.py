@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark import __version__
+from benchmark import __version__, codesystems
 from benchmark.io import atomic_write_text
 from benchmark.study import Study
 
@@ -35,7 +35,10 @@ def write_scores(study: Study, update: dict[str, Any]) -> Path:
     prepare = study.step("prepare") or {}
     merged = {**current, **update, "schema": SCHEMA, "tool_version": __version__,
               "generated_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-              "data_source": prepare.get("data_source", current.get("data_source"))}
+              "data_source": prepare.get("data_source", current.get("data_source")),
+              # Which study the numbers describe, so a scores.json read alone says MIMIC-IV / ICD-10.
+              "dataset": prepare.get("dataset", "MIMIC-III") if prepare else current.get("dataset"),
+              "code_system": codesystems.study_label(codesystems.study_version(study))}
     return atomic_write_text(study.scores, json.dumps(_jsonable(merged), indent=1) + "\n")
 
 

@@ -46,7 +46,7 @@ def test_demo_produces_scores_for_simulated_coders_and_the_model(demo_study) -> 
     assert {row["system"] for row in scores["table2"]["rows"]} == {"RAC (demo-small)", "TF-IDF + LR (demo-lr)"}
     assert scores["table2"]["rows"][0]["n_documents"] == sum(
         1 for _ in (study_dir / "synthetic-corpus" / "test_full_hadm_ids.csv").open())
-    assert scores["data_source"] == "synthetic"
+    assert (scores["data_source"], scores["dataset"], scores["code_system"]) == ("synthetic", "MIMIC-III", "ICD-9-CM")
     # The synthetic MDACE companion: its coders beside the model on the test split, and evidence scores.
     mdace = scores["table1_mdace"]
     assert mdace["rows"][0]["system"].startswith("MDACE coders (synthetic companion)")

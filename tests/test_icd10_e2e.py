@@ -83,7 +83,7 @@ def test_the_study_is_mimic4_icd10(icd10_run: Run, scores: dict[str, Any]) -> No
     prepare = icd10_run.study.step("prepare")
     assert prepare["dataset"] == "MIMIC-IV" and prepare["code_system"] == {
         "icd_version": 10, "dx": "ICD-10-CM", "px": "ICD-10-PCS"}
-    assert scores["data_source"] == "synthetic"
+    assert (scores["data_source"], scores["dataset"], scores["code_system"]) == ("synthetic", "MIMIC-IV", "ICD-10-CM/PCS")
     for profile in ("paper", "corrected"):
         assert scores["profiles"][profile]["conventions"]["validation"]["code_system"] == "ICD-10-CM/PCS"
     # Nothing the steps printed calls this study's codes ICD-9.
