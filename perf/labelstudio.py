@@ -24,8 +24,11 @@ the inline tree, the evidence tree and the flat list (slow pages, minutes at 10,
   Studio's own app load on this machine right now), measured cold (first visit after sign-in, empty
   script cache) and warm, through the data manager (`/projects/N/data?task=T`) and the label stream
   (`?labeling=1`), and the coder's own project from the setup (254 tasks, the default picker) through
-  both entry points, with a breakdown (HTML, scripts run, API answers, long tasks), and once right after
+  both entry points, against a floor over the same 254 tasks (the data manager's task list costs the
+  same with any picker), with a breakdown (HTML, scripts run, API answers, long tasks), and once right after
   the choices page without about:blank in between (the teardown of its ~33,000 nodes is then counted).
+  Each page's line also gives its median over the runs whose 6 MB of scripts came from the browser cache,
+  against the floor's same median: a run that fetched them again is ~1-2 s slower whatever its config.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ from annotation import server  # noqa: E402
 from annotation.accounts import ensure_coders, set_passwords  # noqa: E402
 from annotation.client import connect  # noqa: E402
 from annotation.config import items_url, labeling_config, taxonomy_items  # noqa: E402
-from annotation.projects import ITEMS_DIR, ensure_items_storage, setup_projects, task_data, write_items  # noqa: E402
+from annotation.projects import (BATCH_SIZE, ITEMS_DIR, ensure_items_storage, setup_projects, task_data,  # noqa: E402
+                                 write_items)
 from benchmark import codesystems, study_files  # noqa: E402
 from benchmark.cli import main as bench  # noqa: E402
+from benchmark.labelstudio_files import load_state  # noqa: E402
 from benchmark.sampling import read_sample, read_shortlist  # noqa: E402
 from benchmark.study import Study  # noqa: E402
 from benchmark.synthetic_mimic4 import SPLIT_FILE  # noqa: E402
@@ -156,11 +161,13 @@ BREAKDOWN = """() => {
   const res = performance.getEntriesByType('resource');
   const api = res.filter(r => r.initiatorType === 'fetch' || r.initiatorType === 'xmlhttprequest');
   const js = res.filter(r => r.name.split('?')[0].endsWith('.js'));
+  const items = res.filter(r => r.name.includes('/data/local-files/'));
   return {html: nav.responseEnd, dcl: nav.domContentLoadedEventEnd,
           api_done: Math.max(0, ...api.map(r => r.responseEnd)), n_api: api.length,
           js_mb: js.reduce((a, r) => a + r.decodedBodySize, 0) / 1e6,
           js_transferred_mb: js.reduce((a, r) => a + r.transferSize, 0) / 1e6,
           long_ms: window.__longTasks.reduce((a, d) => a + d, 0), n_long: window.__longTasks.length,
+          items: items.map(r => [r.startTime, r.responseEnd, r.transferSize]),
           nodes: document.getElementsByTagName('*').length};
 }"""
 
@@ -185,14 +192,20 @@ def measure_pages(conn, study: Study, email: str, repeats: int, own: dict, versi
                      ("taxonomy, inline", shortlist, "taxonomy", None, False),
                      ("choices", shortlist, "choices", None, False)]
     pages = {}
+    own_tasks = f"floor, the coder's {len(own['task_ids'])} tasks"  # what the data manager's task list costs
+    hadm_of = load_state(study.labelstudio_dir)["tasks"]
+    own_notes = task_data(study, [hadm_of[str(t)] for t in own["task_ids"]])
+    variants.insert(1, (own_tasks, shortlist[:3], "choices", None, False))
     for label, codes, ui, items_at, evidence in variants:
         config = labeling_config(codes, catalogue, ui, items_url=items_at, evidence=evidence,
                                  codes_label=codesystems.study_label(version), version=version)
-        project = conn.client.projects.create(title=f"perf {label}", label_config=config)
+        project = conn.client.projects.create(title=f"perf {label}"[:50], label_config=config)
         if items_at:
             ensure_items_storage(conn, project.id, folder)
-        task_id = conn.client.projects.import_tasks(project.id, request=[{"data": note}], return_task_ids=True).task_ids[0]
-        pages[label] = (f"{conn.url}/projects/{project.id}/data?tab=0&task={task_id}", ui, codes[-1])
+        notes = own_notes if label == own_tasks else [note]
+        task_ids = [t for start in range(0, len(notes), BATCH_SIZE) for t in conn.client.projects.import_tasks(
+            project.id, request=[{"data": n} for n in notes[start:start + BATCH_SIZE]], return_task_ids=True).task_ids]
+        pages[label] = (f"{conn.url}/projects/{project.id}/data?tab=0&task={min(task_ids)}", ui, codes[-1])
     floor_url = pages["floor (3 codes)"][0]
     pages["floor, label stream"] = (floor_url.split("?")[0] + "?labeling=1", "choices", shortlist[2])
     own_url = f"{conn.url}/projects/{own['id']}/data"
@@ -251,15 +264,34 @@ def measure_pages(conn, study: Study, email: str, repeats: int, own: dict, versi
         _print_breakdown(f"{label} (median run)", times[label][i], details[label][i])
     if after_choices:
         _print_breakdown("floor right after the choices page (its teardown counted)", *after_choices)
-    for label in ("taxonomy, items file", next(label for label in pages if label.startswith("coder's project ("))):
+    own_label = next(label for label in pages if label.startswith("coder's project ("))
+    for label in ("taxonomy, items file", own_tasks, own_label):
         i = times[label].index(statistics.median(times[label])) if repeats % 2 else 0
         _print_breakdown(f"{label} (median run)", times[label][i], details[label][i])
     floor = statistics.median(times["floor (3 codes)"])
+    cached_floor = _cached_median(times["floor (3 codes)"], details["floor (3 codes)"])
     for label, values in times.items():
         med = statistics.median(values)
         nodes = details[label][-1]["nodes"]
+        cached = _cached_median(values, details[label])
+        n_fetched = sum(d["js_transferred_mb"] > 1 for d in details[label])
+        same_cache = (f"{cached:5.2f} s with cached scripts, {cached - cached_floor:+.2f} s over that floor"
+                      if cached is not None and cached_floor is not None else "no run with cached scripts")
         print(f"page ready, {label:<30}: median {med:5.2f} s (runs {', '.join(f'{v:.2f}' for v in values)}), "
-              f"{nodes:>6} DOM nodes, {med - floor:+.2f} s over the floor")
+              f"{nodes:>6} DOM nodes, {med - floor:+.2f} s over the floor; scripts over the wire in "
+              f"{n_fetched} of {len(values)} runs; {same_cache}")
+    own_floor = _cached_median(times[own_tasks], details[own_tasks])
+    own_cached = _cached_median(times[own_label], details[own_label])
+    print(f"{own_label} over the floor of the same tasks: "
+          f"{statistics.median(times[own_label]) - statistics.median(times[own_tasks]):+.2f} s (medians), "
+          + (f"{own_cached - own_floor:+.2f} s (cached scripts)" if own_cached and own_floor else "no cached runs"))
+
+
+def _cached_median(times: list[float], details: list[dict]) -> float | None:
+    """Median of the runs whose scripts came from the browser cache: a run that fetched the 6 MB of JS again
+    (a changed session cookie, see perf/RESULTS.md) is slower by that fetch, whatever its config."""
+    cached = [t for t, d in zip(times, details) if d["js_transferred_mb"] <= 1]
+    return statistics.median(cached) if cached else None
 
 
 def _branches(items: list[dict]) -> int:
@@ -270,7 +302,9 @@ def _print_breakdown(label: str, seconds: float, d: dict) -> None:
     print(f"breakdown, {label}: ready {seconds:.2f} s; HTML {d['html'] / 1e3:.2f} s, scripts run (DOMContentLoaded) "
           f"{d['dcl'] / 1e3:.2f} s, last of {d['n_api']} API answers {d['api_done'] / 1e3:.2f} s; "
           f"{d['js_mb']:.1f} MB JS ({d['js_transferred_mb']:.1f} MB over the wire); "
-          f"{d['n_long']} long tasks, {d['long_ms'] / 1e3:.2f} s")
+          f"{d['n_long']} long tasks, {d['long_ms'] / 1e3:.2f} s"
+          + "".join(f"; items fetch {start / 1e3:.2f}-{end / 1e3:.2f} s ({size / 1e6:.2f} MB over the wire)"
+                    for start, end, size in d["items"]))
 
 
 if __name__ == "__main__":
