@@ -6,9 +6,13 @@ code through ``alias`` (so exports need no title parsing; docs/architecture.md Â
 - ``choices``: the paper's flat list, one ``<Choice>`` per shortlist code, with a ``<Filter>`` that
   searches by code number or title words. The filter MUST have a ``name``: without one Label Studio
   accepts the config and renders nothing.
-- ``taxonomy``: the catalogue's hierarchy chapter -> 3-character category -> code (ICD-9 chapters, or
-  ICD-10-CM chapters and ICD-10-PCS sections with root operations as categories), ``leafsOnly`` so only
-  codes can be picked; its search box matches numbers and words too. Two ways to hand it the tree:
+- ``taxonomy``: the code system's hierarchy, ``leafsOnly`` so only codes can be picked; its search box
+  matches numbers and words too. ICD-9: chapter -> 3-character category -> code (the catalogue's
+  ``chapter`` and ``category`` columns). ICD-10: ICD-10-CM chapter -> block -> 3-character category ->
+  code, then ICD-10-PCS section -> body system -> root operation -> code
+  (``benchmark.codesystems.CodeSystem.hierarchy``). One function, ``code_paths``, gives each code's path
+  for the tree and for every taxonomy result we write (predictions, simulated coders, evidence
+  regions), so a stored path is always a path of the tree. Two ways to hand it the tree:
 
   * **items from a URL** (``items_url``; what the study's own server gets): ``<Taxonomy apiUrl=...>``
     with no children, and the tree as one JSON file (``taxonomy_items``) that Label Studio itself serves
@@ -28,13 +32,13 @@ code through ``alias`` (so exports need no title parsing; docs/architecture.md Â
 **Evidence** (``evidence=True``, ``bench setup-labelstudio --evidence``): a second Taxonomy, named
 ``evidence``, over the same code tree, with ``labeling="true"``: Label Studio's taxonomy
 *as a labeling tool* (on in 1.23, behind the frontend flag ``fflag_feat_front_lsdv_5452_taxonomy_labeling``).
-The coder picks a code in it, then highlights words in the note; each highlight becomes a region of the
-note carrying that code, and one result ``{"type": "taxonomy", "value": {"start", "end", "text",
-"taxonomy": [[chapter, category, code]]}}`` with character offsets into the task text. Its tree is
-always inline, with a ``color`` on every leaf: a region takes its highlight color and its label (the
-code and title, on the note and in the region list) from its leaf, and with the tree loaded from
-``apiUrl`` the regions already in a task when it opens (RAC's proposed windows, a saved annotation)
-are drawn before the items arrive and stay without label or color (checked in the browser with 1.23.2).
+The coder picks a code in it, then highlights words in the note; each highlight becomes a region of the note
+carrying that code, and one result ``{"type": "taxonomy", "value": {"start", "end", "text", "taxonomy":
+[[chapter, ..., code]]}}`` (the code's ``code_paths`` path) with character offsets into the task text. Its
+tree is always inline, with a ``color`` on every leaf: a region takes its highlight color and its label (the
+code and title, on the note and in the region list) from its leaf, and with the tree loaded from ``apiUrl``
+the regions already in a task when it opens (RAC's proposed windows, a saved annotation) are drawn before the
+items arrive and stay without label or color (checked in the browser with 1.23.2).
 The inline tree costs page time (perf/RESULTS.md), so it is there only with ``evidence``.
 We chose this tag over the alternatives because it links a span to a code in one result and with the
 least work for a coder:
@@ -78,11 +82,12 @@ from __future__ import annotations
 
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
+from benchmark import codesystems
 from benchmark.errors import UserError
 
 UIS = ("choices", "taxonomy")
@@ -104,36 +109,98 @@ def _label(code: str, title: str) -> str:
     return f"{code} {title}".strip()
 
 
-def _titles(shortlist: Sequence[str], catalogue: pd.DataFrame) -> pd.DataFrame:
-    """One row per shortlist code, in shortlist order, with title, category and chapter."""
+def _catalogue_rows(codes: Sequence[str], catalogue: pd.DataFrame) -> pd.DataFrame:
+    """The catalogue's rows of ``codes``, in that order; every code must be in it."""
     table = catalogue.set_index("code")
-    missing = [code for code in shortlist if code not in table.index]
+    missing = [code for code in codes if code not in table.index]
     if missing:
         raise UserError(f"shortlist.txt: {len(missing)} code(s) not in codes.parquet (first: {missing[0]}); "
                         f"re-run `bench sample` after `bench prepare`")
-    rows = table.loc[list(shortlist)]
+    return table.loc[list(codes)]
+
+
+def _titles(shortlist: Sequence[str], catalogue: pd.DataFrame) -> pd.DataFrame:
+    """One row per shortlist code, in shortlist order, with its title."""
+    rows = _catalogue_rows(shortlist, catalogue)
     long_title = rows["long_title"].fillna("").astype(str)
     title = long_title.where(long_title.str.len() > 0, rows["short_title"].fillna("").astype(str))
-    return pd.DataFrame({"code": list(shortlist), "title": title.to_numpy(),
-                         "category": rows["category"].astype(str).to_numpy(),
-                         "chapter": rows["chapter"].fillna("Unclassified").astype(str).to_numpy()})
+    return pd.DataFrame({"code": list(shortlist), "title": title.to_numpy()})
 
 
-def taxonomy_items(shortlist: Sequence[str], catalogue: pd.DataFrame, color: str | None = None) -> list[dict[str, Any]]:
-    """The code tree, chapter -> category -> code, in Label Studio's Taxonomy item shape.
+def code_paths(codes: Sequence[str], catalogue: pd.DataFrame, version: int = 9) -> list[tuple[str, ...]]:
+    """Each code's place in the picker: its branch labels, top first, then the code itself.
 
-    Branches carry ``value`` and ``children``; leaves ``value`` ("code title") and ``alias`` (the bare
-    code, which is what a result stores), and ``color`` when given (the evidence tree: a region's
-    highlight takes its label's color, and is invisible without one). Served as JSON for ``apiUrl`` and
-    also the source of the nested ``<Choice>`` tags, so both taxonomy configs offer the same tree.
+    The tree (``taxonomy_items``) nests codes along these paths and every taxonomy result we write
+    (``annotation.projects.codes_result``, ``evidence_result``) stores them, so the two always agree.
+    ICD-9 (``version`` 9): the catalogue's chapter ("Unclassified" where it has none) and category
+    columns, as the picker has always shown them. ICD-10: ``CodeSystem.hierarchy``, four levels (CM:
+    chapter, block, category; PCS: section, body system, root operation), the kind told by the
+    canonical code's shape. Codes missing from the catalogue raise ``UserError``.
+
+    >>> cat = pd.DataFrame({"code": ["428.0", "I50.9", "0DTJ4ZZ"], "chapter": ["390-459 Circulatory", None, None],
+    ...                     "category": ["428", "I50", "0DT"]})
+    >>> code_paths(["428.0"], cat)
+    [('390-459 Circulatory', '428', '428.0')]
+    >>> for path in code_paths(["I50.9", "0DTJ4ZZ"], cat, version=10):
+    ...     print(path)
+    ('I00-I99 Diseases of the circulatory system', 'I30-I5A Other forms of heart disease', 'I50', 'I50.9')
+    ('0 Medical and Surgical', '0D', '0DT', '0DTJ4ZZ')
+    """
+    rows = _catalogue_rows(codes, catalogue)
+    if version == 9:
+        chapters = rows["chapter"].fillna("Unclassified").astype(str).to_numpy()
+        categories = rows["category"].astype(str).to_numpy()
+        return [(chapter, category, code) for chapter, category, code in zip(chapters, categories, codes)]
+    return [codesystems.get(version, codesystems.kind_of(code, version)).hierarchy(code) for code in codes]
+
+
+def _branch_order(version: int) -> Callable[[str], tuple[bool, str]]:
+    """Sort key of branch labels: by label; in ICD-10, the PCS sections after the CM chapters.
+
+    Sorting by label alone is classification order within CM and within PCS, but would put the PCS
+    sections ("0 Medical and Surgical" ... "X New Technology") around the CM chapters.
+    """
+    sections = frozenset(codesystems.get(10, "px").chapters()) if version == 10 else frozenset()
+    return lambda label: (label in sections, label)
+
+
+def _nested(leaves: list[tuple[tuple[str, ...], dict[str, Any]]], order: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """Leaves under their branches (``(branch labels, leaf)`` pairs): branches sorted, leaves in given order."""
+    here: list[dict[str, Any]] = []
+    below: dict[str, list[tuple[tuple[str, ...], dict[str, Any]]]] = {}
+    for branches, leaf in leaves:
+        if branches:
+            below.setdefault(branches[0], []).append((branches[1:], leaf))
+        else:
+            here.append(leaf)
+    return here + [{"value": label, "children": _nested(below[label], order)} for label in sorted(below, key=order)]
+
+
+def taxonomy_items(shortlist: Sequence[str], catalogue: pd.DataFrame, color: str | None = None,
+                   version: int = 9) -> list[dict[str, Any]]:
+    """The code tree along ``code_paths``, in Label Studio's Taxonomy item shape.
+
+    ICD-9: chapter -> category -> code. ICD-10 (``version`` 10): CM chapter -> block -> category ->
+    code, then PCS section -> body system -> root operation -> code. Branches carry ``value`` and
+    ``children``, sorted by label; leaves ``value`` ("code title") and ``alias`` (the bare code, which
+    is what a result stores), in shortlist order, and ``color`` when given (the evidence tree: a
+    region's highlight takes its label's color, and is invisible without one). Served as JSON for
+    ``apiUrl`` and also the source of the nested ``<Choice>`` tags, so both taxonomy configs offer the
+    same tree.
+
+    >>> cat = pd.DataFrame({"code": ["I50.9", "0DTJ4ZZ"], "long_title": ["Heart failure, unspecified", "Appendectomy"],
+    ...                     "short_title": ["", ""], "category": ["I50", "0DT"], "chapter": ["", ""]})
+    >>> items = taxonomy_items(["I50.9", "0DTJ4ZZ"], cat, version=10)
+    >>> [node["value"] for node in items]
+    ['I00-I99 Diseases of the circulatory system', '0 Medical and Surgical']
+    >>> items[0]["children"][0]["children"][0]["children"]
+    [{'value': 'I50.9 Heart failure, unspecified', 'alias': 'I50.9'}]
     """
     rows = _titles(shortlist, catalogue)
     paint = {"color": color} if color else {}
-    return [{"value": chapter, "children": [
-                {"value": category, "children": [{"value": _label(r.code, r.title), "alias": r.code, **paint}
-                                                 for r in in_category.itertuples(index=False)]}
-                for category, in_category in in_chapter.groupby("category", sort=True)]}
-            for chapter, in_chapter in rows.groupby("chapter", sort=True)]
+    leaves = [(path[:-1], {"value": _label(row.code, row.title), "alias": row.code, **paint})
+              for path, row in zip(code_paths(shortlist, catalogue, version), rows.itertuples(index=False))]
+    return _nested(leaves, _branch_order(version))
 
 
 def items_url(file_name: str) -> str:
@@ -151,13 +218,15 @@ def items_file(xml: str) -> str | None:
 
 
 def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str = DEFAULT_UI,
-                    items_url: str | None = None, codes_label: str = "ICD-9-CM", evidence: bool = False) -> str:
+                    items_url: str | None = None, codes_label: str = "ICD-9-CM", evidence: bool = False,
+                    version: int = 9) -> str:
     """The Label Studio XML for ``ui`` ("choices" or "taxonomy") over ``shortlist``.
 
     ``items_url`` (taxonomy only): load the tree from there (``taxonomy_items`` as JSON) instead of
     inlining it as nested ``<Choice>`` tags. ``codes_label`` names the study's code system in the
-    picker's header (``benchmark.codesystems.study_label``). ``evidence`` adds the evidence highlighter (its
-    tree always inline, in ``EVIDENCE_COLOR``: see the module docstring).
+    picker's header (``benchmark.codesystems.study_label``) and ``version`` its ICD version (9 or 10; the
+    tree's levels, ``code_paths``). ``evidence`` adds the evidence highlighter (its tree always inline, in
+    ``EVIDENCE_COLOR``: see the module docstring).
     """
     if ui not in UIS:
         raise UserError(f"--ui {ui!r}: expected one of {', '.join(UIS)}")
@@ -179,11 +248,11 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
         for row in _titles(shortlist, catalogue).itertuples(index=False):
             ET.SubElement(picker, "Choice", value=_label(row.code, row.title), alias=row.code)
     else:
-        _code_tree(side, CONTROL, shortlist, catalogue, items_url, SEARCH_PLACEHOLDER)
+        _code_tree(side, CONTROL, shortlist, catalogue, version, items_url, SEARCH_PLACEHOLDER)
     if evidence:
         ET.SubElement(side, "Header", value="Evidence: pick a code here, then highlight its words in the note",
                       size="6")
-        _code_tree(side, EVIDENCE_CONTROL, shortlist, catalogue, None, EVIDENCE_PLACEHOLDER,
+        _code_tree(side, EVIDENCE_CONTROL, shortlist, catalogue, version, None, EVIDENCE_PLACEHOLDER,
                    color=EVIDENCE_COLOR, labeling="true")
     flag = ET.SubElement(side, "Choices", name="insufficient_documentation", toName="text", choice="single")
     ET.SubElement(flag, "Choice", value="Insufficient documentation to code this note", alias="yes")
@@ -192,7 +261,7 @@ def labeling_config(shortlist: Sequence[str], catalogue: pd.DataFrame, ui: str =
     return ET.tostring(view, encoding="unicode")
 
 
-def _code_tree(parent: ET.Element, name: str, shortlist: Sequence[str], catalogue: pd.DataFrame,
+def _code_tree(parent: ET.Element, name: str, shortlist: Sequence[str], catalogue: pd.DataFrame, version: int,
                items_url: str | None, placeholder: str, color: str | None = None, **extra: str) -> None:
     """A Taxonomy over the code tree: from the items file when there is one, else inline."""
     tree = ET.SubElement(parent, "Taxonomy", name=name, toName="text", leafsOnly="true", showFullPath="false",
@@ -200,7 +269,7 @@ def _code_tree(parent: ET.Element, name: str, shortlist: Sequence[str], catalogu
     if items_url:
         tree.set("apiUrl", items_url)
     else:
-        _nest(tree, taxonomy_items(shortlist, catalogue, color))
+        _nest(tree, taxonomy_items(shortlist, catalogue, color, version))
 
 
 def _nest(parent: ET.Element, items: list[dict[str, Any]]) -> None:

@@ -64,7 +64,7 @@ from typing import Any
 import pandas as pd
 
 from annotation.client import Connection
-from annotation.config import EVIDENCE_CONTROL, items_url, labeling_config, taxonomy_items
+from annotation.config import EVIDENCE_CONTROL, code_paths, items_url, labeling_config, taxonomy_items
 from annotation.server import files_dir
 from benchmark import codesystems, study_files
 from benchmark import study as study_mod
@@ -179,17 +179,24 @@ def assist_evidence(study: Study, run: str, predicted: dict[int, list[str]]) -> 
             for h, codes in predicted.items() if codes}
 
 
-def codes_result(codes: list[str], ui: str, catalogue: pd.DataFrame) -> list[dict[str, Any]]:
-    """A Label Studio result picking ``codes`` in the ``codes`` control of ``ui`` (predictions, simulator)."""
+def codes_result(codes: list[str], ui: str, catalogue: pd.DataFrame, version: int = 9) -> list[dict[str, Any]]:
+    """A Label Studio result picking ``codes`` in the ``codes`` control of ``ui`` (predictions, simulator).
+
+    A taxonomy pick is the code's path in the picker's tree (``annotation.config.code_paths``).
+
+    >>> cat = pd.DataFrame({"code": ["I50.9"], "chapter": ["I00-I99"], "category": ["I50"]})
+    >>> codes_result(["I50.9"], "taxonomy", cat, version=10)[0]["value"]["taxonomy"][0][1:]
+    ['I30-I5A Other forms of heart disease', 'I50', 'I50.9']
+    """
     if ui == "choices":
         value: dict[str, Any] = {"choices": codes}
     else:
-        table = catalogue.set_index("code")
-        value = {"taxonomy": [[str(table.at[c, "chapter"]), str(table.at[c, "category"]), c] for c in codes]}
+        value = {"taxonomy": [list(path) for path in code_paths(codes, catalogue, version)]}
     return [{"from_name": "codes", "to_name": "text", "type": ui, "value": value}]
 
 
-def evidence_result(windows: dict[str, list[tuple[int, int]]], text: str, catalogue: pd.DataFrame) -> list[dict[str, Any]]:
+def evidence_result(windows: dict[str, list[tuple[int, int]]], text: str, catalogue: pd.DataFrame,
+                    version: int = 9) -> list[dict[str, Any]]:
     """Regions of the note, one per evidence window, each carrying its code in the ``evidence`` control.
 
     Region ids are unique within the task (``ev<n>``): Label Studio tells regions apart by them.
@@ -198,10 +205,10 @@ def evidence_result(windows: dict[str, list[tuple[int, int]]], text: str, catalo
     >>> evidence_result({"428.0": [(3, 6)]}, "Hx CHF.", cat)[0]["value"]
     {'start': 3, 'end': 6, 'text': 'CHF', 'taxonomy': [['390-459', '428', '428.0']]}
     """
-    table = catalogue.set_index("code")
+    shown = [code for code, spans in windows.items() if spans]
+    path = dict(zip(shown, code_paths(shown, catalogue, version)))
     return [{"id": f"ev{n}", "from_name": EVIDENCE_CONTROL, "to_name": "text", "type": "taxonomy",
-             "value": {"start": start, "end": end, "text": text[start:end],
-                       "taxonomy": [[str(table.at[code, "chapter"]), str(table.at[code, "category"]), code]]}}
+             "value": {"start": start, "end": end, "text": text[start:end], "taxonomy": [list(path[code])]}}
             for n, (code, start, end) in enumerate((c, b, e) for c, spans in windows.items() for b, e in spans)]
 
 
@@ -226,13 +233,13 @@ def setup_projects(
     catalogue = study_files.read_catalogue(study, ["code", "short_title", "long_title", "category", "chapter"])
     version = codesystems.study_version(study)
     label = codesystems.study_label(version)
-    config = labeling_config(shortlist, catalogue, ui, codes_label=label, evidence=evidence)
+    config = labeling_config(shortlist, catalogue, ui, codes_label=label, evidence=evidence, version=version)
     inline_sha = sha256_bytes(config.encode("utf-8"))  # a project set up with the inline tree keeps it
     items_folder = None
     if ui == "taxonomy" and conn.local_dir is not None:
-        items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue))
+        items_folder, name = write_items(conn.local_dir, taxonomy_items(shortlist, catalogue, version=version))
         config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"),
-                                 codes_label=label, evidence=evidence)
+                                 codes_label=label, evidence=evidence, version=version)
     config_sha = sha256_bytes(config.encode("utf-8"))
     payloads = task_data(study, sample)
     emails = [c.email for c in coders]
@@ -257,7 +264,7 @@ def setup_projects(
                 ensure_items_storage(conn, entry["id"], items_folder)
             wanted = [payloads[i] for i in shares[coder.email]]
             _import_missing(conn, data_dir, state, entry, wanted, arm, assist, predicted, windows, ui, catalogue,
-                            force, batch_size, progress, summary)
+                            version, force, batch_size, progress, summary)
             summary.projects.append(entry)
     study.record_step("setup-labelstudio", {
         "fingerprint": study_mod.fingerprint({"sample": study.file_hashes(study.sample), "shortlist":
@@ -381,8 +388,8 @@ def _server_tasks(conn: Connection, project_id: int) -> dict[int, int]:
 
 def _import_missing(conn: Connection, data_dir: Path, state: dict[str, Any], entry: dict[str, Any],
                     wanted: list[dict[str, Any]], arm: str, assist: str | None, predicted: dict[int, list[str]],
-                    windows: dict[int, dict[str, list[tuple[int, int]]]], ui: str, catalogue: pd.DataFrame, force: bool, batch_size: int, progress: bool,
-                    summary: SetupSummary) -> None:
+                    windows: dict[int, dict[str, list[tuple[int, int]]]], ui: str, catalogue: pd.DataFrame,
+                    version: int, force: bool, batch_size: int, progress: bool, summary: SetupSummary) -> None:
     from tqdm.auto import tqdm
 
     project = conn.client.projects.get(entry["id"])
@@ -416,9 +423,9 @@ def _import_missing(conn: Connection, data_dir: Path, state: dict[str, Any], ent
         if arm == "assisted":
             for task in tasks:
                 hadm_id = task["data"]["hadm_id"]
-                result = codes_result(predicted.get(hadm_id, []), ui, catalogue)
+                result = codes_result(predicted.get(hadm_id, []), ui, catalogue, version)
                 if windows:
-                    result += evidence_result(windows.get(hadm_id, {}), task["data"]["text"], catalogue)
+                    result += evidence_result(windows.get(hadm_id, {}), task["data"]["text"], catalogue, version)
                 task["predictions"] = [{"model_version": assist, "result": result}]
         response = conn.client.projects.import_tasks(entry["id"], request=tasks, return_task_ids=True)
         task_ids = sorted(int(t) for t in (response.task_ids or []))

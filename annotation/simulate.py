@@ -77,7 +77,7 @@ import numpy as np
 from annotation.accounts import coder_token, set_passwords
 from annotation.client import Connection
 from annotation.projects import codes_result, evidence_result, task_data
-from benchmark import study_files
+from benchmark import codesystems, study_files
 from benchmark.errors import UserError
 from benchmark.labelstudio_files import Coder, load_state, read_coders
 from benchmark.reported import table1_rows
@@ -293,6 +293,7 @@ def simulate_coders(study: Study, conn: Connection, seed: int = 0, workers: int 
     state = load_state(study.labelstudio_dir)
     vocab = Vocabulary.from_study(study)
     catalogue = study_files.read_catalogue(study, ["code", "category", "chapter"])
+    version = codesystems.study_version(study)  # the picker's tree levels, for the taxonomy results
 
     passwords = {c.email: secrets.token_urlsafe(16) for c in coders}
     set_passwords(conn.local_dir, passwords)
@@ -325,10 +326,11 @@ def simulate_coders(study: Study, conn: Connection, seed: int = 0, workers: int 
     def post(job: tuple[Any, Coder, dict[str, Any], int, int]) -> str:
         client, coder, entry, task_id, hadm_id = job
         codes, lead_time, flag, skipped = answers[(coder.email, hadm_id)]
-        result = [] if skipped else codes_result(codes, entry["ui"], catalogue)
+        result = [] if skipped else codes_result(codes, entry["ui"], catalogue, version)
         if evidence and not skipped:
             first = {code: code_spans(texts[hadm_id], code)[:1] for code in codes}
-            result += evidence_result({code: spans for code, spans in first.items() if spans}, texts[hadm_id], catalogue)
+            result += evidence_result({code: spans for code, spans in first.items() if spans}, texts[hadm_id],
+                                      catalogue, version)
         if flag:
             result.append({"from_name": "insufficient_documentation", "to_name": "text", "type": "choices",
                            "value": {"choices": ["yes"]}})

@@ -8,7 +8,8 @@ Formats (as Label Studio 1.23 and label-studio-sdk's converter write them):
 - **JSON_MIN**: one record per annotation, task data at the top level, one key per control:
   ``{"id", "hadm_id", "codes", "annotator", "annotation_id", "lead_time", "created_at", "updated_at"}``.
   One choice is a bare string, several are ``{"choices": [...]}``; a taxonomy is
-  ``[{"taxonomy": [[chapter, category, code], …]}]``. Cancelled annotations are not exported; a task
+  ``[{"taxonomy": [[chapter, …, code], …]}]`` (its picker's path to each code: ICD-9 chapter, category, code;
+  ICD-10 four levels). Cancelled annotations are not exported; a task
   without annotations has ``annotator`` null.
 - **CSV**: JSON_MIN's columns, a non-string value JSON-encoded in its cell.
 
@@ -49,7 +50,7 @@ seen in two files (a merged export and a per-coder one) is one annotation, count
 
 **Evidence spans** (``bench setup-labelstudio --evidence``). A region of the note is a result whose value has
 ``start`` and ``end``: in full JSON ``{"from_name": "evidence", "type": "taxonomy", "value": {"start", "end",
-"text", "taxonomy": [[chapter, category, code]]}}`` (a ``{"labels": [code]}`` value is read the same way); in
+"text", "taxonomy": [[chapter, …, code]]}}`` (a ``{"labels": [code]}`` value is read the same way); in
 JSON_MIN and CSV a list of such values under the control's key. Regions of the control ``evidence`` become
 the annotation's ``evidence``, ``{code: ((start, end), ...)}``, with ``start``/``end`` character offsets into
 the study's document (the task text). Refused, naming the file and task: offsets that are not integers with
@@ -544,7 +545,14 @@ def _holds_codes(value: Any) -> bool:
 
 
 def _codes_from_value(where: str, value: Any) -> list[str]:
-    """Codes from a control's value: a string, ``{"choices": [...]}``, ``{"taxonomy": [[...]]}`` or a list of those."""
+    """Codes from a control's value: a string, ``{"choices": [...]}``, ``{"taxonomy": [[...]]}`` or a list of those.
+
+    A taxonomy path of any depth gives its leaf (ICD-9's picker has three levels, ICD-10's four).
+
+    >>> _codes_from_value("t", {"taxonomy": [["390-459 Circulatory", "428", "428.0"],
+    ...                                      ["I00-I99 Circulatory", "I30-I5A Other heart", "I50", "I50.9"]]})
+    ['428.0', 'I50.9']
+    """
     if value in (None, "", {}):
         return []
     if isinstance(value, str):

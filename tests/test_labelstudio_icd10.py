@@ -1,4 +1,9 @@
-"""An ICD-10 study in a real Label Studio server: the picker, a coder annotating through the API, pull, score."""
+"""An ICD-10 study in a real Label Studio server: the picker, a coder annotating through the API, pull, score.
+
+The picker's tree has ICD-10's four levels (CM: chapter, block, category, code; PCS: section, body system,
+root operation, code), and the coder's picks carry those four-level paths through Label Studio, the pull
+and the scorer.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from benchmark.labelstudio_files import load_state, read_coders
 from benchmark.sampling import read_shortlist
 from benchmark import cli, codesystems
 from tests.fixtures_labelstudio import attached_copy
+from tests.test_picker_tree import tree_paths
 
 pytestmark = pytest.mark.labelstudio
 
@@ -38,17 +44,23 @@ def test_icd10_picker_annotation_pull_and_score(icd10_study: Path, labelstudio_s
     assert sorted(choice_codes(config, tree)) == sorted(shortlist)  # the picker offers the ICD-10 shortlist
     chapters = set(codesystems.get(10, "dx").chapters()) | set(codesystems.get(10, "px").chapters())
     assert {node["value"] for node in tree} <= chapters  # top level: ICD-10-CM chapters and PCS sections
+    paths = tree_paths(tree)
+    assert {len(path) for path in paths.values()} == {4}
+    for code, path in paths.items():  # every leaf where the code system's hierarchy puts it
+        assert path == codesystems.get(10, codesystems.kind_of(code, 10)).hierarchy(code)
 
     set_passwords(conn.local_dir, {CODER: "pw-icd10-Secret-123"})
     (coder,) = read_coders(study.labelstudio_dir)
     client = LabelStudio(base_url=conn.url, api_key=coder_token(conn.url, CODER, "pw-icd10-Secret-123"))
-    task = conn.client.tasks.get(entry["task_ids"][0])
     refs = pd.read_parquet(study.references)
-    truth = sorted(refs.loc[refs["hadm_id"] == int(task.data["hadm_id"]), "code"])
-    catalogue = pd.read_parquet(study.codes).set_index("code")
-    picked = truth[:2]
-    result = [{"from_name": "codes", "to_name": "text", "type": "taxonomy", "value": {"taxonomy": [
-        [catalogue.at[c, "chapter"], catalogue.at[c, "category"], c] for c in picked]}}]
+    hadm_of = load_state(study.labelstudio_dir)["tasks"]
+    truth_of = {t: sorted(refs.loc[refs["hadm_id"] == hadm_of[str(t)], "code"]) for t in entry["task_ids"]}
+    task_id = next(t for t, codes in truth_of.items() if {codesystems.kind_of(c, 10) for c in codes} == {"dx", "px"})
+    truth = truth_of[task_id]
+    task = conn.client.tasks.get(task_id)
+    picked = sorted({codesystems.kind_of(c, 10): c for c in truth}.values())  # one CM and one PCS code
+    result = [{"from_name": "codes", "to_name": "text", "type": "taxonomy",
+               "value": {"taxonomy": [list(paths[c]) for c in picked]}}]  # what the picker stores for a pick
     client.annotations.create(task.id, result=result, lead_time=30.0)
 
     assert cli.main(["--study", str(study.root), "pull"]) == 0
@@ -56,6 +68,8 @@ def test_icd10_picker_annotation_pull_and_score(icd10_study: Path, labelstudio_s
     annotated = [t for t in json.loads(merged.read_text()) if t["annotations"]]
     assert [t["id"] for t in annotated] == [task.id]
     assert annotated[0]["coding_bench"]["coder"] == coder.email
+    (stored,) = annotated[0]["annotations"][0]["result"]
+    assert stored["value"]["taxonomy"] == [list(paths[c]) for c in picked]  # four levels, as posted
     assert cli.main(["--study", str(study.root), "score", "--coders", str(merged)]) == 0
     rows = {r["system"]: r for r in json.loads(study.scores.read_text())["table1"]["rows"]}
     human = rows["Human coders"]

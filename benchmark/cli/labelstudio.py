@@ -45,8 +45,9 @@ the coder keeps a proposed code to accept it (with its highlights) or removes it
                    help="split: disjoint shares (default); overlap:K: K notes for every coder, the rest "
                         "split; all: every coder codes every note")
     p.add_argument("--ui", choices=("choices", "taxonomy"), default=None,
-                   help="code picker: taxonomy (chapter > category > code with search; default, the fast "
-                        "page: on the study's local server its tree is a JSON file that Label Studio serves; on "
+                   help="code picker: taxonomy (ICD-9: chapter > category > code; ICD-10: chapter > block > "
+                        "category > code, PCS section > body system > root operation > code; with search; "
+                        "default, the fast page: on the study's local server its tree is a JSON file that Label Studio serves; on "
                         "a server named by --url it is inlined in the config, a slower page) or choices (the "
                         "paper's flat list with a search filter, the slowest page)")
     p.add_argument("--assist", metavar="RUN", default=None,
