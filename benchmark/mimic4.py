@@ -16,6 +16,8 @@ Every problem is a ``UserError`` naming the file and the column or row.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -235,7 +237,9 @@ def read_discharge(path: Path, split_ids: Iterable[int], progress: bool = True) 
 
     kept = mimic.stream_columns(path, NOTE_COLUMNS, keep=keep, progress=progress, dataset=DATASET)
     rows = len(kept["note_id"])
-    table = pd.DataFrame(kept)
+    # Object columns hold the kept strings as they are: pandas' default str dtype would copy every text into
+    # Arrow, and again at each filter, sort and strip below (9.6 GB peak at full size, perf/RESULTS.md).
+    table = pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in kept.items()})
     kept.clear()
     hadm = pd.to_numeric(table["hadm_id"].str.strip(), errors="coerce")
     no_hadm = hadm.isna()
@@ -247,18 +251,26 @@ def read_discharge(path: Path, split_ids: Iterable[int], progress: bool = True) 
     table = table.assign(hadm_id=hadm)[~no_hadm].astype({"hadm_id": "int64"})
     table["subject_id"] = pd.to_numeric(table["subject_id"].str.strip(), errors="coerce").fillna(-1).astype("int64")
     table = table.sort_values(["hadm_id", "charttime", "note_id"], kind="stable")
-    has_text = table["text"].fillna("").str.strip() != ""
+    # isspace() is what strip() strips, without the stripped copy of every note
+    has_text = pd.Series([isinstance(t, str) and t != "" and not t.isspace() for t in table["text"].tolist()],
+                         index=table.index, dtype=bool)
     empty_rows = int((~has_text & table["hadm_id"].isin(split_ids)).sum())
     table = table.assign(text=table["text"].where(has_text), n_notes=has_text.astype("int64"))
-    # Most admissions have one note: only the others go through the (slow) per-group join.
+    # Most admissions have one note: only the others are joined, in Python over the sorted rows (pandas'
+    # groupby.agg would infer its str dtype and copy the joined texts into Arrow, then back in the concat).
     several = table["hadm_id"].duplicated(keep=False)
-    grouped = table[several].groupby("hadm_id", sort=False)
-    joined = pd.DataFrame({
-        "subject_id": grouped["subject_id"].first(),
-        "text": grouped["text"].agg(lambda texts: "\n\n".join(texts.dropna())),
-        "n_notes": grouped["n_notes"].sum(),
-        "row_ids": grouped["note_id"].agg(" ".join),
-    }).reset_index()
+    multi = table[several]
+    columns: dict[str, list] = {"hadm_id": [], "subject_id": [], "text": [], "n_notes": [], "row_ids": []}
+    ordered = zip(*(multi[name].tolist() for name in ("hadm_id", "subject_id", "text", "n_notes", "note_id")))
+    for hadm_id, group in itertools.groupby(ordered, key=operator.itemgetter(0)):
+        group = list(group)
+        columns["hadm_id"].append(hadm_id)
+        columns["subject_id"].append(group[0][1])
+        columns["text"].append("\n\n".join(text for _, _, text, _, _ in group if isinstance(text, str)))
+        columns["n_notes"].append(sum(n for _, _, _, n, _ in group))
+        columns["row_ids"].append(" ".join(note_id for *_, note_id in group))
+    joined = pd.DataFrame({name: pd.Series(values, dtype="int64" if name in ("hadm_id", "subject_id", "n_notes")
+                                           else object) for name, values in columns.items()})
     single = table.loc[~several, ["hadm_id", "subject_id", "text", "n_notes", "note_id"]]
     single = single.rename(columns={"note_id": "row_ids"}).assign(text=single["text"].fillna(""))
     frame = pd.concat([single, joined], ignore_index=True).sort_values("hadm_id", ignore_index=True)

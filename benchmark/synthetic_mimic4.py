@@ -58,6 +58,9 @@ DISCHARGE_COLUMNS = ("note_id", "subject_id", "hadm_id", "note_type", "note_seq"
 DEFAULT_LABEL_SPACE = {"dx": 9000, "px": 4000}  # candidate ICD-10 codes per kind
 ICD9_LABEL_SPACE = {"dx": 2000, "px": 600}
 ICD9_FRACTION = 0.2
+# Real MIMIC-IV: ~331k discharge notes but only ~122k ICD-10 admissions in Edin's split, so at full scale
+# most noted admissions are ICD-9 coded (perf/prepare.py --schema mimic4 passes this as icd9_fraction).
+FULL_SCALE_ICD9_FRACTION = 0.58
 # Edin et al.'s split file: 89,099 train / 13,378 val / 19,802 test admissions.
 _EDIN_TEST_FRACTION = 19_802 / 122_279
 _EDIN_VAL_FRACTION = 13_378 / 122_279
@@ -144,16 +147,20 @@ def _edin_splits(rng: np.random.Generator, plan: _Plan, version: np.ndarray) -> 
 
 def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, seed: int = 0,
                            progress: bool = True, *, label_space: dict[str, int] | None = None,
-                           compresslevel: int = 3) -> dict[str, Any]:
+                           compresslevel: int = 3, icd9_fraction: float = ICD9_FRACTION) -> dict[str, Any]:
     """Write a synthetic MIMIC-IV corpus (hosp/, note/, the split feather) to ``out_dir``; return a summary.
 
     ``admissions`` counts every admission (ICD-9 and ICD-10 coded, with and without notes or codes);
-    only ICD-10 admissions with a note and codes are in the split file. Returns ``{"admissions",
+    only ICD-10 admissions with a note and codes are in the split file. ``icd9_fraction`` is the share of
+    admissions coded in ICD-9 (:data:`FULL_SCALE_ICD9_FRACTION` gives MIMIC-IV's ratio of discharge notes
+    to split admissions). Returns ``{"admissions",
     "seed", "label_space", "splits": {split: count}, "rows": {file: rows}, "codes_used": {"dx": n,
     "px": n}, "omitted_from_d_icd": [codes]}``.
     """
     if admissions < 20:
         raise ValueError(f"admissions must be at least 20 (got {admissions}); the splits need a few of each")
+    if not 0 <= icd9_fraction < 1:
+        raise ValueError(f"icd9_fraction must be in [0, 1) (got {icd9_fraction}); the split needs ICD-10 admissions")
     out_dir = Path(out_dir)
     (out_dir / "hosp").mkdir(parents=True, exist_ok=True)
     (out_dir / "note").mkdir(parents=True, exist_ok=True)
@@ -163,7 +170,7 @@ def generate_mimic4_corpus(out_dir: Path, admissions: int = DEFAULT_ADMISSIONS, 
     probs = {v: {kind: _zipf(len(codes), *_ZIPF[kind]) for kind, codes in space.items()}
              for v, space in spaces.items()}
     plan = _Plan.draw(rng, admissions, 0.0)
-    version = np.where(rng.random(admissions) < ICD9_FRACTION, 9, 10)
+    version = np.where(rng.random(admissions) < icd9_fraction, 9, 10)
     split = _edin_splits(rng, plan, version)
     notes = _Notes(draws, rng, spaces[10], probs[10]["dx"], pool_size=min(20_000, 2_000 + admissions // 2))
     omitted = {spaces[10]["dx"][i].code for i in (25, 40, 55)} | {spaces[10]["px"][i].code for i in (12, 20)}

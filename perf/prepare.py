@@ -1,13 +1,15 @@
-"""Performance of `bench prepare` on a full-size synthetic MIMIC-III corpus, with a same-run reference.
+"""Performance of `bench prepare` on a full-size synthetic MIMIC-III or MIMIC-IV corpus, with a same-run reference.
 
     .venv/bin/python perf/prepare.py                     # 58,000 admissions, MIMIC's ~35 notes each
     .venv/bin/python perf/prepare.py --admissions 4000   # the demo size
-    .venv/bin/python perf/prepare.py --schema mimic4 --admissions 155000   # MIMIC-IV: ~122k split admissions
+    .venv/bin/python perf/prepare.py --schema mimic4     # 300,000 admissions: MIMIC-IV's ~331k notes, ~122k split
+    .venv/bin/python perf/prepare.py --schema mimic4 --admissions 4000 --icd9-fraction 0.2   # its demo corpus
 
 Phases (each in a fresh process, so ``ru_maxrss`` is that phase's own peak resident memory):
 
 1. ``generate_corpus`` (what `bench demo-data --admissions N` runs) with MIMIC's ratio of other notes,
-   so NOTEEVENTS has about 2.08M rows like the real file;
+   so NOTEEVENTS has about 2.08M rows like the real file; for MIMIC-IV, ``generate_mimic4_corpus`` with
+   MIMIC-IV's share of ICD-9 admissions, so note/discharge has ~2.7 notes per split admission as the real one;
 2. the reference: this machine's raw throughput on the same NOTEEVENTS file, gzip inflate alone and
    pyarrow's streaming CSV parse of every column with no filtering (rows/s);
 3. ``prepare`` (what `bench prepare` runs), with its own per-phase wall times.
@@ -33,18 +35,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmark.synthetic_mimic4 import FULL_SCALE_ICD9_FRACTION, ICD9_FRACTION, SPLIT_FILE  # noqa: E402
+
 
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def _generate(out: str, admissions: int, seed: int, schema: str) -> dict:
+def _generate(out: str, admissions: int, seed: int, schema: str, icd9_fraction: float) -> dict:
     from benchmark.synthetic import MIMIC_OTHER_NOTES_PER_ADMISSION, generate_corpus
     from benchmark.synthetic_mimic4 import generate_mimic4_corpus
 
     start = time.perf_counter()
     if schema == "mimic4":  # note/discharge holds discharge notes only, as MIMIC-IV-Note's does
-        summary = generate_mimic4_corpus(Path(out), admissions=admissions, seed=seed, progress=False)
+        summary = generate_mimic4_corpus(Path(out), admissions=admissions, seed=seed, progress=False,
+                                         icd9_fraction=icd9_fraction)
     else:
         summary = generate_corpus(Path(out), admissions=admissions, seed=seed, progress=False,
                                   other_notes_per_admission=MIMIC_OTHER_NOTES_PER_ADMISSION)
@@ -100,17 +105,19 @@ def _in_fresh_process(function, *args):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--admissions", type=int, default=58000)
+    parser.add_argument("--admissions", type=int, default=None,
+                        help="admissions to generate (default: 58,000 for mimic3, 300,000 for mimic4: full size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--schema", choices=("mimic3", "mimic4"), default="mimic3",
                         help="corpus schema: MIMIC-III (NOTEEVENTS) or MIMIC-IV (note/discharge, Edin's split file)")
+    parser.add_argument("--icd9-fraction", type=float, default=FULL_SCALE_ICD9_FRACTION,
+                        help="mimic4: share of admissions coded in ICD-9, outside the split (default: MIMIC-IV's "
+                             f"ratio, {FULL_SCALE_ICD9_FRACTION}; the generator's own default is {ICD9_FRACTION})")
     parser.add_argument("--workdir", type=Path, default=None, help="where corpus and study go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and study afterwards")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="reuse a corpus written earlier (skips phase 1; --admissions is then ignored)")
     args = parser.parse_args()
-
-    from benchmark.synthetic_mimic4 import SPLIT_FILE
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="perf-prepare-"))
     corpus, study = work / "corpus", work / "study"
@@ -123,10 +130,15 @@ def main() -> None:
             corpus = args.corpus.resolve()
             print(f"1. corpus reused from {corpus} (not generated in this run)")
         else:
-            generated = _in_fresh_process(_generate, str(corpus), args.admissions, args.seed, args.schema)
-            rows = generated["summary"]["rows"][notes_name]
-            print(f"1. {args.schema} corpus (admissions={args.admissions:,}): {generated['seconds']:.1f} s, "
-                  f"peak RSS {generated['rss_mib']:.0f} MiB; {rows:,} {notes_name} rows")
+            admissions = args.admissions or (300_000 if mimic4 else 58_000)
+            generated = _in_fresh_process(_generate, str(corpus), admissions, args.seed, args.schema,
+                                          args.icd9_fraction)
+            rows = generated["summary"]["rows"]
+            shape = "; ".join(f"{name} {n:,} rows" for name, n in rows.items()) if mimic4 else \
+                f"{rows[notes_name]:,} {notes_name} rows"
+            print(f"1. {args.schema} corpus (admissions={admissions:,}"
+                  + (f", icd9_fraction={args.icd9_fraction}" if mimic4 else "")
+                  + f"): {generated['seconds']:.1f} s, peak RSS {generated['rss_mib']:.0f} MiB; {shape}")
         notes_file = corpus / notes_name
         print(f"   {notes_name}: {notes_file.stat().st_size / 2**20:.0f} MiB")
 

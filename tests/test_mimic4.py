@@ -11,13 +11,14 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
 
-from benchmark import codesystems
+from benchmark import codesystems, mimic4
 from benchmark.cli import main
 from benchmark.io import sha256_file
 from tests.test_cli_study import _assert_user_error, _run
 from benchmark.synthetic_mimic4 import (
     DIAGNOSES_COLUMNS,
     DISCHARGE_COLUMNS,
+    FULL_SCALE_ICD9_FRACTION,
     PROCEDURES_COLUMNS,
     SPLIT_FILE,
     TITLE_COLUMNS,
@@ -223,6 +224,35 @@ def test_same_seed_same_bytes(tmp_path: Path) -> None:
     assert [sha256_file(first / f) for f in files] == [sha256_file(second / f) for f in files]
     assert sha256_file(first / "note/discharge.csv.gz") != sha256_file(other / "note/discharge.csv.gz")
     assert sha256_file(first / SPLIT_FILE) != sha256_file(other / SPLIT_FILE)
+
+
+def test_icd9_fraction_gives_mimic4s_notes_per_split_admission(tmp_path: Path) -> None:
+    notes = "note/discharge.csv.gz"
+    default = generate_mimic4_corpus(tmp_path / "default", 400, progress=False)
+    full = generate_mimic4_corpus(tmp_path / "full", 400, progress=False, icd9_fraction=FULL_SCALE_ICD9_FRACTION)
+    assert 1.1 < default["rows"][notes] / sum(default["splits"].values()) < 1.6
+    assert 2.3 < full["rows"][notes] / sum(full["splits"].values()) < 3.1  # real: 331,793 / 122,279 = 2.71
+    with pytest.raises(ValueError, match="icd9_fraction"):
+        generate_mimic4_corpus(tmp_path / "none", 60, progress=False, icd9_fraction=1.0)
+
+
+def test_read_discharge_joins_split_notes_and_holds_no_other_text(tmp_path: Path) -> None:
+    path = tmp_path / "discharge.csv.gz"
+    pd.DataFrame([
+        ("1-DS-2", "1", "11", "DS", "2", "2150-01-03 00:00:00", "", "Addendum."),
+        ("1-DS-1", "1", " 11 ", "DS", "1", "2150-01-02 00:00:00", "", "Summary."),
+        ("2-DS-1", "2", "12", "DS", "1", "2150-02-02 00:00:00", "", " \n\t "),
+        ("3-DS-1", "3", "13", "DS", "1", "2150-03-02 00:00:00", "", "Outside the split."),
+        ("4-DS-1", "4", "", "DS", "1", "2150-04-02 00:00:00", "", "No admission."),
+    ], columns=list(DISCHARGE_COLUMNS)).to_csv(path, index=False, compression="gzip")
+    notes = mimic4.read_discharge(path, [11, 12], progress=False)
+    frame = notes.frame.set_index("hadm_id")
+    assert frame["text"].to_dict() == {11: "Summary.\n\nAddendum.", 12: "", 13: ""}
+    assert frame["n_notes"].to_dict() == {11: 2, 12: 0, 13: 0}  # texts outside the split are not read
+    assert frame.loc[11, "row_ids"] == "1-DS-1 1-DS-2"
+    assert frame["text"].dtype == object  # the kept strings themselves, not an Arrow copy of them
+    assert notes.counts == {"discharge_rows": 5, "discharge_without_hadm_id": 1, "empty_note_rows": 1,
+                            "admissions_with_summary": 3}
 
 
 def test_shortlist_file_of_icd10_codes(capsys, icd10_study: Path, tmp_path: Path) -> None:
