@@ -109,22 +109,29 @@ def test_sections_are_visible_and_the_page_is_clean(sections_page: Page, scores:
         assert element.is_visible(), selector
         box = element.bounding_box()
         assert box is not None and box["width"] > 100 and box["height"] > 10, selector
-    sections_page.page.locator("#evidence").screenshot(path=str(artifact_dir / "report-coder-evidence.png"))
-    sections_page.page.locator("#arms").screenshot(path=str(artifact_dir / "report-arms.png"))
+    for section in SECTIONS:  # clipped from the page scrolled to the top, so the sticky bar stays out of the shot
+        clip = sections_page.page.evaluate("s => { window.scrollTo(0, 0); const r = document.querySelector(s)"
+                                           ".getBoundingClientRect(); return {x: r.left, y: r.top, width: r.width,"
+                                           " height: r.height}; }", section)
+        sections_page.page.screenshot(path=str(artifact_dir / f"report-{section[1:]}.png"), full_page=True, clip=clip)
     sections_page.assert_clean()
     assert sections_page.requests[0] == sections_page.url
 
 
 def test_a_link_to_a_section_shows_its_heading(sections_page: Page) -> None:
-    """Followed to its anchor, each section's heading lands below the sticky bar, not under it."""
-    for anchor in ("#evidence", "#coder-evidence", "#arms"):
-        sections_page.page.goto(sections_page.url + anchor)
+    """Followed from the nav (or to its anchor), each section's heading lands below the sticky bar, not under it."""
+    for anchor in ("#evidence", "#arms", "#coder-evidence"):
+        if anchor == "#coder-evidence":  # a part of the evidence section: no nav link of its own
+            sections_page.page.goto(sections_page.url + anchor)
+        else:
+            sections_page.page.locator(f"nav a[href='{anchor}']").click()
         top, bar, seen = sections_page.page.evaluate(
             """a => { const el = document.querySelector(a), h = el.matches('section') ? el.querySelector('h2') : el;
                       const r = h.getBoundingClientRect();
                       return [r.top, document.querySelector('.topbar').getBoundingClientRect().bottom,
                               h.contains(document.elementFromPoint(r.left + 4, (r.top + r.bottom) / 2))]; }""", anchor)
         assert top >= bar and seen, (anchor, top, bar)
+    sections_page.assert_clean()
 
 
 def measure_rows(page: Any, table: str) -> list[tuple[str, list[list[Any]]]]:
