@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,10 @@ from tests.fixtures_study import copy_study
 from tests.test_exports import choices_annotation, full_task
 
 
-def _export(path: Path, arm: str, answers: list[tuple[int, int, list[str], float]]) -> Path:
+Answers = list[tuple[int, int, list[str], float]]  # (hadm_id, coder id, codes, lead time in s) per note
+
+
+def _export(path: Path, arm: str, answers: Answers) -> Path:
     tasks = []
     for i, (hadm, coder, codes, seconds) in enumerate(answers):
         ann = choices_annotation(100 + i, coder, codes)
@@ -31,23 +35,39 @@ def _export(path: Path, arm: str, answers: list[tuple[int, int, list[str], float
     return path
 
 
-def test_compare_arms_on_a_crossover(small_study: Study, tmp_path: Path, capsys) -> None:
-    study = copy_study(small_study, tmp_path / "study")
+class Crossover(NamedTuple):
+    unassisted: Path  # the arms' exports
+    assisted: Path
+    plain: Answers  # what they hold
+    helped: Answers
+
+
+def write_crossover(study: Study, folder: Path) -> Crossover:
+    """A 20-note crossover on ``study``: run "tiny"'s proposals (one right code, one wrong) as the assisted
+    arm's model, and both arms' exports written into ``folder``."""
     sample = [int(x) for x in study.sample.read_text().split()][:20]
     refs = {int(h): sorted(g["code"]) for h, g in pd.read_parquet(study.references).groupby("hadm_id")}
-    shortlist = [c for c in study.shortlist.read_text().split()]
-    proposals = {h: sorted(set(refs[h][:1]) | {shortlist[0]}) for h in sample}  # one right code, one wrong
+    shortlist = study.shortlist.read_text().split()
+    proposals = {h: sorted(set(refs[h][:1]) | {shortlist[0]}) for h in sample}
     codes = sorted({c for p in proposals.values() for c in p})
     probs = np.array([[0.9 if c in proposals[h] else 0.1 for c in codes] for h in sample], dtype=np.float32)
     write_predictions(study.predictions_dir / "tiny-sample", Predictions(
         "tiny-sample", np.asarray(sample), codes, probs, run="tiny", split="sample"))
     study.record_step("setup-labelstudio", {"assist": "tiny", "design": "split"})
-    # Crossover: coder 3 codes the even notes unassisted and the odd ones assisted; coder 4 the other way round.
+    # Coder 3 codes the even notes unassisted and the odd ones assisted; coder 4 the other way round.
     plain = [(h, 3 if i % 2 == 0 else 4, refs[h][: max(1, len(refs[h]) // 2)], 300.0) for i, h in enumerate(sample)]
     helped = [(h, 4 if i % 2 == 0 else 3, proposals[h], 200.0) for i, h in enumerate(sample)]
+    return Crossover(_export(folder / "plain.json", "unassisted", plain),
+                     _export(folder / "helped.json", "assisted", helped), plain, helped)
+
+
+def test_compare_arms_on_a_crossover(small_study: Study, tmp_path: Path, capsys) -> None:
+    study = copy_study(small_study, tmp_path / "study")
+    crossover = write_crossover(study, tmp_path)
+    plain, helped = crossover.plain, crossover.helped
+    refs = {int(h): sorted(g["code"]) for h, g in pd.read_parquet(study.references).groupby("hadm_id")}
     args = ["--study", str(study.root), "compare-arms", "--permutations", "500",
-            "--unassisted", str(_export(tmp_path / "plain.json", "unassisted", plain)),
-            "--assisted", str(_export(tmp_path / "helped.json", "assisted", helped))]
+            "--unassisted", str(crossover.unassisted), "--assisted", str(crossover.assisted)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Assisted vs unassisted arm" in out and "paired over 20 notes" in out

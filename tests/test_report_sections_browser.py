@@ -23,7 +23,7 @@ from benchmark.predictions import Predictions, write_predictions
 from benchmark.study import Study
 from reports.render import REPORT_NAME, render_html, render_report
 from tests.fixtures_study import copy_study
-from tests.test_arms import _export
+from tests.test_arms import write_crossover
 from tests.test_coder_evidence import _charts, _texts, _write, annotation, evidence_study, region  # noqa: F401
 from tests.test_exports import full_task
 from tests.test_report_browser import Page, text_outside_figure
@@ -73,19 +73,9 @@ def sections_study(evidence_study: Study, tmp_path_factory: pytest.TempPathFacto
         "small-test", np.asarray(test), codes, probs, run="small", split="test"), windows)
     assert main(["--study", str(study.root), "evidence", "--predictions", "small-test"]) == 0
 
-    sample = [int(x) for x in study.sample.read_text().split()][:20]
-    shortlist = study.shortlist.read_text().split()
-    proposals = {h: sorted(set(refs[h][:1]) | {shortlist[0]}) for h in sample}
-    codes = sorted({c for p in proposals.values() for c in p})
-    probs = np.array([[0.9 if c in proposals[h] else 0.1 for c in codes] for h in sample], dtype=np.float32)
-    write_predictions(study.predictions_dir / "tiny-sample", Predictions(
-        "tiny-sample", np.asarray(sample), codes, probs, run="tiny", split="sample"))
-    study.record_step("setup-labelstudio", {"assist": "tiny", "design": "split"})
-    plain = [(h, 3 if i % 2 == 0 else 4, refs[h][: max(1, len(refs[h]) // 2)], 300.0) for i, h in enumerate(sample)]
-    helped = [(h, 4 if i % 2 == 0 else 3, proposals[h], 200.0) for i, h in enumerate(sample)]
+    crossover = write_crossover(study, root)
     assert main(["--study", str(study.root), "compare-arms", "--permutations", "200",
-                 "--unassisted", str(_export(root / "plain.json", "unassisted", plain)),
-                 "--assisted", str(_export(root / "helped.json", "assisted", helped))]) == 0
+                 "--unassisted", str(crossover.unassisted), "--assisted", str(crossover.assisted)]) == 0
     return study, spans
 
 
