@@ -42,6 +42,8 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,17 +219,29 @@ def train(study: Study, name: str, cfg: TrainConfig) -> dict[str, Any] | None:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    if ddp:
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    try:
+    with process_group(device) if ddp else nullcontext():
         return _train(study, name, cfg, rank, world, device, ddp)
+
+
+@contextmanager
+def process_group(device: torch.device) -> Iterator[None]:
+    """The default process group (NCCL on GPUs, gloo on CPU), freed on the way out, threads and all.
+
+    destroy_process_group only unregisters the group: its backend, and gloo's worker threads, live until the
+    last reference goes. Left to interpreter exit, a gloo thread can outlive the interpreter and the rank aborts
+    ("terminate called without an active exception"), after all of its work is done. Two references would
+    outlive the run: the DDP wrapper's reference cycle (collected below), and the ``group=group.WORLD`` defaults
+    of ``torch.distributed.nn``'s functions, which DDP's constructor imports (through ``torch._dynamo``) and which
+    would hold the live group if first imported after init_process_group. Imported before it, they hold None.
+    """
+    import torch._dynamo  # noqa: F401  (before init_process_group: see above)
+
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
     finally:
-        if ddp:
-            # The DDP wrapper sits in a reference cycle that holds the process group: collect it now, while the
-            # interpreter is whole. Left to interpreter exit, gloo's threads die with it and the rank aborts
-            # ("terminate called without an active exception"; 2 runs in 30 stopped by max_steps did).
-            gc.collect()
-            dist.destroy_process_group()
+        gc.collect()
+        dist.destroy_process_group()
 
 
 @dataclass

@@ -120,10 +120,14 @@ def test_killed_rank_resumes_to_same_weights(study: Path, reference: dict) -> No
         assert torch.equal(value, final["swa"][key]), key
 
 
-def test_two_nodes_on_loopback(study: Path, reference: dict) -> None:
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_on_loopback(study: Path, reference: dict) -> None:
+    port = _free_port()
     procs = []
     for node in range(2):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
@@ -137,3 +141,34 @@ def test_two_nodes_on_loopback(study: Path, reference: dict) -> None:
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err[-3000:]
     _assert_same(reference["two"]["model"], load_last(study / "runs" / "nodes")["model"], "2-node weights")
+
+
+# One rank's native threads before the group, with a trained DDP step, and after process_group() returns.
+TEARDOWN = """
+import os, torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from rac.train import process_group
+def threads(): return len(os.listdir("/proc/self/task"))
+before = threads()
+with process_group(torch.device("cpu")):
+    model = DDP(torch.nn.Linear(4, 4))
+    model(torch.ones(2, 4)).sum().backward()
+    during = threads()
+    del model
+print(before, during, threads())
+"""
+
+
+def test_process_group_teardown_joins_gloo_threads() -> None:
+    """Leaving ``process_group`` frees the gloo backend there and then: its threads are gone before the
+    interpreter exits (left to exit, one can outlive the interpreter and abort the rank after its work)."""
+    env = {**os.environ, **ENV, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+    procs = [subprocess.Popen([sys.executable, "-c", TEARDOWN], cwd=ROOT, env={**env, "RANK": str(rank)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
+    for rank, proc in enumerate(procs):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-3000:]
+        before, during, after = map(int, out.split())
+        assert during > before, f"rank {rank}: gloo started no threads ({before} -> {during})"
+        assert after == before, f"rank {rank}: {after - before} gloo threads outlived the process group"
