@@ -31,7 +31,8 @@ regions) to accept it, or removes it to reject it. Which tasks carry evidence is
 project whose tasks were imported with the other setting is refused.
 
 **Idempotency.** ``study/labelstudio/projects.json`` holds
-``{"projects": [{"id", "coder", "arm", "ui", "config_sha256", "task_ids", ...}], "tasks": {"<task id>": hadm_id}}``.
+``{"setup_id", "projects": [{"id", "coder", "arm", "ui", "config_sha256", "task_ids", ...}], "tasks": {"<task id>":
+hadm_id}}`` (``benchmark.labelstudio_files`` says what the setup id is for).
 Tasks are imported in batches and the file is rewritten (atomically) after each batch, so a re-run
 imports only what is missing. A crash between the server accepting a batch and the file being written
 is detected by comparing the server's task count with the record; the project's tasks are then read
@@ -48,7 +49,8 @@ in the UI imports no tasks from it). On a server named by ``--url`` we cannot wr
 tree is inlined as nested ``<Choice>`` tags (slower page, same results). A project first set up with the
 inline tree keeps it on a re-run (same codes, so nothing to change).
 
-Task data is exactly ``{"text", "hadm_id", "sample_index"}``: reference codes never enter Label Studio.
+Task data is exactly ``{"text", "hadm_id", "sample_index", "setup_id"}``: reference codes never enter Label
+Studio.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,7 +74,7 @@ from benchmark import study as study_mod
 from benchmark.arms import shown_predictions
 from benchmark.errors import UserError
 from benchmark.io import atomic_write_bytes, sha256_bytes
-from benchmark.labelstudio_files import PROJECTS_FILE, Coder, load_state, save_state
+from benchmark.labelstudio_files import PROJECTS_FILE, SETUP_ID_FIELD, Coder, load_state, save_state
 from benchmark.predictions import EVIDENCE_FILE, read_evidence, read_predictions
 from benchmark.sampling import read_sample, read_shortlist
 from benchmark.study import Study
@@ -139,15 +142,16 @@ class SetupSummary:
 
 
 # --- study inputs ----------------------------------------------------------------------------------
-def task_data(study: Study, sample: list[int]) -> list[dict[str, Any]]:
-    """The task payloads in sample order: text, hadm_id and sample index, nothing else."""
+def task_data(study: Study, sample: list[int], setup_id: str | None = None) -> list[dict[str, Any]]:
+    """The task payloads in sample order: text, hadm_id, sample index and the setup id, nothing else."""
     docs = study_files.read_documents(study, ["hadm_id", "text"], hadm_ids=sample)
     text = dict(zip(docs["hadm_id"].astype(int), docs["text"]))
     missing = [h for h in sample if h not in text]
     if missing:
         raise UserError(f"{study.sample}: HADM_ID {missing[0]} is not in documents.parquet "
                         f"({len(missing)} missing); re-run `bench sample`")
-    return [{"text": text[h], "hadm_id": int(h), "sample_index": i} for i, h in enumerate(sample)]
+    tag = {SETUP_ID_FIELD: setup_id} if setup_id else {}
+    return [{"text": text[h], "hadm_id": int(h), "sample_index": i, **tag} for i, h in enumerate(sample)]
 
 
 def assist_sets(study: Study, run: str, sample: list[int], shortlist: list[str]) -> dict[int, list[str]]:
@@ -241,7 +245,10 @@ def setup_projects(
         config = labeling_config(shortlist, catalogue, ui, items_url=items_url(f"{ITEMS_DIR}/{name}"),
                                  codes_label=label, evidence=evidence, version=version)
     config_sha = sha256_bytes(config.encode("utf-8"))
-    payloads = task_data(study, sample)
+    state = load_state(data_dir)
+    if not state["projects"]:  # a first setup; one made before setup ids existed keeps none (its tasks have none)
+        state.setdefault("setup_id", uuid.uuid4().hex)
+    payloads = task_data(study, sample, state.get("setup_id"))
     emails = [c.email for c in coders]
     arms: list[tuple[str, dict[str, list[int]]]] = [("unassisted", assign(len(sample), emails, design))]
     predicted: dict[int, list[str]] = {}
@@ -252,7 +259,6 @@ def setup_projects(
             windows = assist_evidence(study, assist, predicted)
         arms.append(("assisted", assign(len(sample), emails, design, rotate=1)))
 
-    state = load_state(data_dir)
     summary = SetupSummary(projects=[])
     for arm, shares in arms:
         for coder in coders:

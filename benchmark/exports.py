@@ -31,9 +31,11 @@ code that no reference has is kept (a wrong answer, counted as outside the label
 no code of the code system is an *unknown* code, refused unless ``allow_unknown``.
 
 **Which server, and who coded.** In a study whose projects ``bench setup-labelstudio`` made
-(``labelstudio/projects.json``), an export must come from those projects: a ``project`` id that is not
-the study's, or a task id whose admission differs from the study's task map, means another Label Studio
-server, and is refused, since its user ids mean other people. There, an annotation by anyone but the
+(``labelstudio/projects.json``), an export must come from those projects: a task whose ``setup_id`` (task
+data) is not the study's, a ``project`` id that is not the study's, or a task id whose admission differs
+from the study's task map, means another Label Studio server (or another setup of the study), and is
+refused, since its user ids mean other people. The setup id catches the case the ids cannot: two fresh
+servers set up alike number their projects and tasks alike. There, an annotation by anyone but the
 coder assigned to the project (an admin testing the page, another coder) is an *unassigned annotator*:
 counted, listed by id or e-mail, and left out of the scores unless ``include_unassigned``. In a study
 without projects of its own (exports handed over by another site), every annotator is a coder. Integer
@@ -84,7 +86,7 @@ from benchmark import codesystems, study_files, valid_codes
 from benchmark.valid_codes import ValidCodes
 from benchmark.errors import UserError
 from benchmark.io import sha256_bytes
-from benchmark.labelstudio_files import Coder, StudyProject, read_coders, read_study_projects
+from benchmark.labelstudio_files import SETUP_ID_FIELD, Coder, StudyProject, read_coders, read_study_projects
 from benchmark.study import Study
 
 CODES_CONTROL = "codes"
@@ -93,7 +95,8 @@ COMMENT_CONTROL = "comment"
 EVIDENCE_CONTROL = "evidence"
 # JSON_MIN/CSV keys that are never a control: the converter's annotation fields and this study's task data.
 _MIN_FIELDS = frozenset({"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement",
-                         "history", "hadm_id", "text", "sample_index", INSUFFICIENT_CONTROL, COMMENT_CONTROL})
+                         "history", "hadm_id", "text", "sample_index", SETUP_ID_FIELD, INSUFFICIENT_CONTROL,
+                         COMMENT_CONTROL})
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,7 @@ class _Context:
     accounts_by_email: dict[str, Coder]
     projects: dict[int, StudyProject]  # empty: the study has no Label Studio projects of its own
     task_map: dict[int, int]       # task id -> hadm_id of those projects
+    setup_id: str | None = None    # what every task of those projects carries (None: projects made before it)
     controls: tuple[str, ...] = ()          # --control; empty: the study's own "codes"
     texts: dict[int, str] = field(default_factory=dict)  # documents of admissions with regions (offsets check)
     coder_map: dict[str, str] = field(default_factory=dict)  # --coder-map: user id or email -> coder name
@@ -202,14 +206,15 @@ def load_context(study: Study) -> _Context:
     study.require("sample")
     sample = set(read_sample(study))
     code_system = valid_codes.read(study)  # the code system, not the label space: see benchmark.valid_codes
-    accounts, projects, task_map = _read_labelstudio_records(study)
+    accounts, projects, task_map, setup_id = _read_labelstudio_records(study)
     by_id = {a.id: a for a in accounts if a.id is not None}
     by_email = {a.email.lower(): a for a in accounts if a.email}
-    return _Context(sample, code_system, by_id, by_email, projects, task_map)
+    return _Context(sample, code_system, by_id, by_email, projects, task_map, setup_id)
 
 
-def _read_labelstudio_records(study: Study) -> tuple[list[Coder], dict[int, StudyProject], dict[int, int]]:
-    """The study's coder accounts, its projects and their task map, as ``bench setup-labelstudio`` wrote them."""
+def _read_labelstudio_records(study: Study) -> tuple[list[Coder], dict[int, StudyProject], dict[int, int], str | None]:
+    """The study's coder accounts, its projects, their task map and setup id, as ``bench setup-labelstudio`` wrote
+    them."""
     return (read_coders(study.labelstudio_dir), *read_study_projects(study.labelstudio_dir))
 
 
@@ -369,7 +374,7 @@ def _parse_full_task(path: Path, task: dict[str, Any], index: int, ctx: _Context
             f"{where}: comes from Label Studio project {project}, which is not one of this study's projects "
             f"({', '.join(map(str, sorted(ctx.projects)))}): a different Label Studio server (or project), whose user "
             f"ids are other people; {_FOREIGN_ADVICE}")
-    hadm_id = _task_hadm(where, (task.get("data") or {}).get("hadm_id"), task_id, ctx)
+    hadm_id = _task_hadm(where, task.get("data") or {}, task_id, ctx)
     own = ctx.projects.get(project) if project is not None else ctx.project_of(task_id)
     arm = tag.get("arm") or (own.arm if own else None)
     annotations = task.get("annotations", task.get("completions")) or []
@@ -433,7 +438,7 @@ def _no_annotator(item: dict[str, Any]) -> bool:
 def _parse_min_record(path: Path, item: dict[str, Any], index: int, ctx: _Context, data_keys: set[str]) -> _Record:
     task_id = _int_or_none(item.get("id"))
     where = _where(path, task_id, index)
-    hadm_id = _task_hadm(where, item.get("hadm_id"), task_id, ctx)
+    hadm_id = _task_hadm(where, item, task_id, ctx)
     own = ctx.project_of(task_id)
     project, arm = (own.id, own.arm) if own else (None, None)
     if _no_annotator(item):
@@ -568,12 +573,19 @@ def _codes_from_value(where: str, value: Any) -> list[str]:
     raise UserError(f"{where}: cannot read codes from {str(value)[:60]!r}; expected Choices or Taxonomy results")
 
 
-def _task_hadm(where: str, value: Any, task_id: int | None, ctx: _Context) -> int:
-    """The task's admission, checked against the study's task map (when it has projects) and the sample."""
-    hadm_id = _int_or_none(value)
+def _task_hadm(where: str, data: dict[str, Any], task_id: int | None, ctx: _Context) -> int:
+    """The admission of a task (its ``data``), checked against the study's setup id and task map (when it has
+    projects) and the sample."""
+    hadm_id = _int_or_none(data.get("hadm_id"))
     if hadm_id is None:
         raise UserError(f"{where}: no hadm_id in the task data; every task must carry its admission's hadm_id "
                         "(`bench setup-labelstudio` puts it there; another site's tasks need a hadm_id field)")
+    if ctx.projects and ctx.setup_id and data.get(SETUP_ID_FIELD) != ctx.setup_id:
+        found = data.get(SETUP_ID_FIELD)
+        raise UserError(f"{where}: comes from a different Label Studio server (or another setup of this study): its "
+                        f"task {task_id} carries {f'setup_id {found}' if found else 'no setup_id'}, and this study's "
+                        f"tasks carry {ctx.setup_id} (labelstudio/projects.json), so its user ids may be other people; "
+                        f"{_FOREIGN_ADVICE}")
     if ctx.projects and task_id is not None:
         mapped = ctx.task_map.get(task_id)
         if mapped is not None and mapped != hadm_id:

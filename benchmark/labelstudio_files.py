@@ -7,10 +7,13 @@ the scorer importing ``annotation``.
 
 - ``coders.json``: ``{"coders": [{"email", "id", "simulated", "name"}]}``, one entry per coder account (no
   secrets: passwords are shown once and stored nowhere).
-- ``projects.json``: ``{"projects": [{"id", "coder", "coder_id", "arm", "task_ids", ...}], "tasks": {task id:
-  hadm_id}}``, the projects made for the coders and the task map of all of them. ``annotation.projects``
-  keeps more per project (config hashes, the assisted run); it edits the whole mapping (``load_state``,
-  ``save_state``), the scorer reads the typed part (``read_study_projects``).
+- ``projects.json``: ``{"setup_id", "projects": [{"id", "coder", "coder_id", "arm", "task_ids", ...}], "tasks":
+  {task id: hadm_id}}``, the projects made for the coders and the task map of all of them. ``setup_id`` is a
+  random id drawn when the first project is made; every task of the setup carries it in its data, so an export
+  from another server (or another setup of the study) is told apart even where its project and task ids happen
+  to be the same numbers (two fresh servers count from 1). Records made before it existed have none.
+  ``annotation.projects`` keeps more per project (config hashes, the assisted run); it edits the whole mapping
+  (``load_state``, ``save_state``), the scorer reads the typed part (``read_study_projects``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from benchmark.io import atomic_write_text
 
 CODERS_FILE = "coders.json"
 PROJECTS_FILE = "projects.json"
+SETUP_ID_FIELD = "setup_id"  # the task data field that carries projects.json's setup_id
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,9 @@ def save_state(data_dir: Path, state: dict[str, Any]) -> None:
     atomic_write_text(Path(data_dir) / PROJECTS_FILE, json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
-def read_study_projects(data_dir: Path) -> tuple[dict[int, StudyProject], dict[int, int]]:
-    """The study's projects by id and their task map (task id -> hadm_id); both empty without projects."""
+def read_study_projects(data_dir: Path) -> tuple[dict[int, StudyProject], dict[int, int], str | None]:
+    """The study's projects by id, their task map (task id -> hadm_id) and the setup id its tasks carry; empty
+    (and None) without projects."""
     state = load_state(data_dir)
     try:
         projects = {int(p["id"]): StudyProject(
@@ -92,7 +97,8 @@ def read_study_projects(data_dir: Path) -> tuple[dict[int, StudyProject], dict[i
             task_ids=frozenset(int(t) for t in p.get("task_ids", [])))
             for p in state["projects"] if p.get("id") is not None}
         task_map = {int(t): int(h) for t, h in state["tasks"].items()}
+        setup_id = str(state["setup_id"]) if state.get("setup_id") else None
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{Path(data_dir) / PROJECTS_FILE}: not what `bench setup-labelstudio` writes ({exc!r}); "
                         "re-run `bench setup-labelstudio`") from None
-    return projects, task_map
+    return projects, task_map, setup_id

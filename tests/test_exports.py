@@ -155,13 +155,16 @@ def test_bad_exports_give_one_line_with_file_and_task(study: Study, tmp_path: Pa
     assert scores["table1"]["rows"][0]["micro"]["precision"] == 0.0
 
 
-def study_projects(study: Study, coders: dict[str, int], projects: list[dict], tasks: dict[int, int]) -> None:
-    """Write the coders.json and projects.json that `bench setup-labelstudio` writes (coder email -> user id)."""
+def study_projects(study: Study, coders: dict[str, int], projects: list[dict], tasks: dict[int, int],
+                   setup_id: str | None = None) -> None:
+    """Write the coders.json and projects.json that `bench setup-labelstudio` writes (coder email -> user id);
+    without ``setup_id``, as setups made before setup ids existed wrote them."""
     study.labelstudio_dir.mkdir(parents=True, exist_ok=True)
     (study.labelstudio_dir / "coders.json").write_text(json.dumps({"coders": [
         {"email": email, "id": user, "simulated": False, "name": email.split("@")[0]} for email, user in coders.items()]}))
-    (study.labelstudio_dir / "projects.json").write_text(json.dumps(
-        {"projects": projects, "tasks": {str(t): h for t, h in tasks.items()}}))
+    record = {"projects": projects, "tasks": {str(t): h for t, h in tasks.items()}}
+    (study.labelstudio_dir / "projects.json").write_text(json.dumps({**record, "setup_id": setup_id} if setup_id
+                                                                    else record))
 
 
 def test_arms_are_recorded_and_never_mixed(study: Study, tmp_path: Path, capsys):
@@ -291,6 +294,33 @@ def test_export_from_another_server_is_refused(study: Study, tmp_path: Path, cap
     unknown_task.write_text(json.dumps([full_task(8, sample[1], [choices_annotation(2, 1, refs[sample[1]])])]))
     err = _bench_fails(study, unknown_task, capsys)
     assert "task 8" in err and "is not a task of this study's Label Studio projects" in err
+
+
+def test_export_of_another_setup_with_the_same_ids_is_refused(study: Study, tmp_path: Path, capsys):
+    """Two fresh servers set up alike number projects and tasks alike: only the setup id tells them apart."""
+    refs, sample = _refs(study), _sample(study)
+    study_projects(study, {"a@example.org": 1},
+                   [{"id": 1, "coder": "a@example.org", "coder_id": 1, "arm": "unassisted", "task_ids": [1, 2]}],
+                   {1: sample[0], 2: sample[1]}, setup_id="5e7a1d")
+
+    def export(setup_id: str | None, folder: str) -> dict[str, Path]:
+        tasks = [full_task(t, h, [choices_annotation(t, 1, refs[h])], project=1) for t, h in ((1, sample[0]),
+                                                                                            (2, sample[1]))]
+        for task in tasks:
+            task["data"].update({"setup_id": setup_id} if setup_id else {})
+        return write_formats(tasks, foreign_config("codes", "choices", sorted(refs[sample[0]] + refs[sample[1]])),
+                             tmp_path / folder)
+
+    for fmt, path in export("9c04bb", "pilot").items():
+        err = _bench_fails(study, path, capsys)
+        assert "different Label Studio server (or another setup of this study)" in err and str(path) in err, fmt
+        assert "task 1 carries setup_id 9c04bb" in err and "this study's tasks carry 5e7a1d" in err, (fmt, err)
+    for fmt, path in export(None, "untagged").items():
+        assert "task 1 carries no setup_id" in _bench_fails(study, path, capsys), fmt
+    for fmt, path in export("5e7a1d", "own").items():
+        scores, _ = _bench_ok(study, capsys, "--coders", str(path))
+        assert scores["table1"]["counts"]["scored"] == 2, fmt
+        assert scores["per_document"][0]["humans"] == {"a@example.org": sorted(refs[sample[0]])}, fmt
 
 
 def test_unassigned_annotators_are_counted_listed_and_left_out(study: Study, tmp_path: Path, capsys):

@@ -102,12 +102,15 @@ def test_no_reference_codes_enter_label_studio(ls_study: Study) -> None:
     refs = pd.read_parquet(ls_study.references)
     shortlist = set(read_shortlist(ls_study))
     off_list = set(refs["code"]) - shortlist
-    for entry in load_state(ls_study.labelstudio_dir)["projects"]:
+    state = load_state(ls_study.labelstudio_dir)
+    assert len(state["setup_id"]) == 32                           # a uuid4, drawn by the first setup
+    for entry in state["projects"]:
         codes, text = _offered(conn, conn.client.projects.get(entry["id"]).label_config)
         assert not off_list & set(codes)                          # only the shortlist is in the picker
         assert not [c for c in off_list if f'"{c}"' in text or f'"{c} ' in text]
         for task in _tasks(conn, entry["id"]):
-            assert set(task.data) == {"text", "hadm_id", "sample_index"}  # no code fields at all
+            assert set(task.data) == {"text", "hadm_id", "sample_index", "setup_id"}  # no code fields at all
+            assert task.data["setup_id"] == state["setup_id"]
 
 
 @pytest.fixture(scope="module")
