@@ -145,7 +145,7 @@ def test_two_nodes_on_loopback(study: Path, reference: dict) -> None:
 
 # One rank's native threads before the group, with a trained DDP step, and after process_group() returns.
 TEARDOWN = """
-import os, torch
+import os, torch, torch._dynamo  # what process_group imports, so only gloo's threads can differ
 from torch.nn.parallel import DistributedDataParallel as DDP
 from rac.train import process_group
 def threads(): return len(os.listdir("/proc/self/task"))
