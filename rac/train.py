@@ -229,10 +229,10 @@ def process_group(device: torch.device) -> Iterator[None]:
 
     destroy_process_group only unregisters the group: its backend, and gloo's worker threads, live until the
     last reference goes. Left to interpreter exit, a gloo thread can outlive the interpreter and the rank aborts
-    ("terminate called without an active exception"), after all of its work is done. Two references would
-    outlive the run: the DDP wrapper's reference cycle (collected below), and the ``group=group.WORLD`` defaults
-    of ``torch.distributed.nn``'s functions, which DDP's constructor imports (through ``torch._dynamo``) and which
-    would hold the live group if first imported after init_process_group. Imported before it, they hold None.
+    ("terminate called without an active exception"), after all of its work is done. Two things would hold the
+    group past the run: the DDP wrapper's reference cycle (collected below), and the ``group=group.WORLD``
+    defaults of ten ``torch.distributed.nn`` functions, a module DDP's constructor imports (through
+    ``torch._dynamo``): imported after init_process_group, the defaults are the live group; before it, None.
     """
     import torch._dynamo  # noqa: F401  (before init_process_group: see above)
 
