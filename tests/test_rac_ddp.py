@@ -10,7 +10,6 @@ config keeps the comparisons to a single reference run).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from annotation.server import free_port
 from benchmark.study import Study
 from rac.config import resolve
 from rac.train import train
@@ -120,14 +120,8 @@ def test_killed_rank_resumes_to_same_weights(study: Path, reference: dict) -> No
         assert torch.equal(value, final["swa"][key]), key
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_two_nodes_on_loopback(study: Path, reference: dict) -> None:
-    port = _free_port()
+    port = free_port()
     procs = []
     for node in range(2):
         command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={node}",
@@ -163,7 +157,7 @@ def test_process_group_teardown_joins_gloo_threads() -> None:
     """Leaving ``process_group`` frees the gloo backend there and then: its threads are gone before the
     interpreter exits (left to exit, one can outlive the interpreter and abort the rank after its work)."""
     env = {**os.environ, **ENV, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "MASTER_ADDR": "127.0.0.1",
-           "MASTER_PORT": str(_free_port()), "WORLD_SIZE": "2"}
+           "MASTER_PORT": str(free_port()), "WORLD_SIZE": "2"}
     procs = [subprocess.Popen([sys.executable, "-c", TEARDOWN], cwd=ROOT, env={**env, "RANK": str(rank)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in range(2)]
     for rank, proc in enumerate(procs):
